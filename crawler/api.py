@@ -1,0 +1,192 @@
+"""The Livingdocs Public API client: URLs, paging, parsing both body shapes, retries.
+
+Knows HTTP; knows no queue and no SQL. Transient faults never leave this module: they are
+retried, and what still fails becomes one of the errors below, named for what the caller does.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import yarl
+
+from .model import Endpoint, FetchResult, Node, Reference
+
+__all__ = [
+    "DEFAULT_API_VERSION", "PAGE_LIMIT", "ApiError", "AuthRejected", "VersionGone", "Forbidden",
+    "FatalResponse", "NodeMissing", "NodeUnavailable", "MalformedPage", "Page", "parse_page",
+    "endpoint_url", "validate_base_url", "open_session",
+]
+
+DEFAULT_API_VERSION = "2026-01"
+PAGE_LIMIT = 100
+DEFAULT_TIMEOUT = 30.0
+MAX_BODY_BYTES = 32 * 1024 * 1024  # a hostile or broken server cannot make us hold more
+MAX_REDIRECTS = 3
+
+
+class ApiError(Exception):
+    """Base of every error this module raises. Messages never contain the token."""
+
+
+class AuthRejected(ApiError):
+    """401: the token is wrong or expired. The crawl stops."""
+
+
+class VersionGone(ApiError):
+    """410: the server no longer serves this API version. The crawl stops."""
+
+
+class Forbidden(ApiError):
+    """403: the token's scope does not cover this endpoint."""
+
+    def __init__(self, endpoint: Endpoint, message: str):
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class FatalResponse(ApiError):
+    """An answer that no retry can fix and that would be wrong for every node (e.g. a redirect
+    to another host, where the token must not go). The crawl stops."""
+
+
+class NodeMissing(ApiError):
+    """404: the node does not exist (deleted upstream)."""
+
+
+class NodeUnavailable(ApiError):
+    """This (node, endpoint) could not be fetched completely; ``partial`` holds what did arrive."""
+
+    def __init__(self, message: str, partial: FetchResult | None = None):
+        super().__init__(message)
+        self.partial = partial
+
+
+class MalformedPage(ValueError):
+    """A 200 answer whose JSON is not an incoming-references page."""
+
+
+@dataclass
+class Page:
+    references: list[Reference]
+    entries: int  # sources listed on the page, before deduplication: decides "short page"
+    cursor: str | None
+    total: int | None
+
+
+def _preview(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def parse_page(body: Any, endpoint: Endpoint, target: Node) -> Page:
+    """Parse one answer of ``endpoint`` for ``target`` into references, in either body shape.
+
+    Up to 2025-11 the body is a bare array of sources; from 2026-01 it is
+    ``{"total", "cursor", "results"}``. The shape is read from the body, not the version.
+    """
+    if isinstance(body, list):
+        entries, total, cursor = body, None, None
+    elif isinstance(body, dict) and isinstance(body.get("results"), list):
+        entries = body["results"]
+        total = body.get("total") if type(body.get("total")) is int else None
+        cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+    else:
+        raise MalformedPage(f"expected a JSON array or an object with 'results', got {_preview(body)}")
+    references: list[Reference] = []
+    for index, entry in enumerate(entries):
+        references.extend(_parse_source(entry, index, endpoint, target))
+    return Page(references, len(entries), cursor or None, total)
+
+
+def _parse_source(entry: Any, index: int, endpoint: Endpoint, target: Node) -> list[Reference]:
+    if not isinstance(entry, dict) or "id" not in entry:
+        raise MalformedPage(f"source #{index} is not an object with an id: {_preview(entry)}")
+    try:
+        source = Node.of(endpoint.source_kind, entry["id"])
+    except ValueError as exc:
+        raise MalformedPage(f"source #{index}: {exc}") from None
+    refs = entry.get("references")
+    if refs is None or refs == []:
+        # Listed as a referrer without details: it still references the target.
+        return [Reference.make(source, target, endpoint.origin, {})]
+    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+        raise MalformedPage(f"source {source}: references is not a list of objects: {_preview(refs)}")
+    out = []
+    for ref in refs:
+        for ref_target in _targets_of(ref, target):
+            out.append(Reference.make(source, ref_target, endpoint.origin, ref))
+    return out
+
+
+def _targets_of(ref: dict, target: Node) -> list[Node]:
+    """The nodes one reference object points at.
+
+    The endpoint lists references *to the target*, so the target is always one of them; the
+    reference's own ``id`` stays in its JSON. Before release 2023-09 a reference of type
+    ``documents`` carried an ``ids`` array: each id in it is an edge of its own.
+    """
+    ids = ref.get("ids")
+    if ref.get("type") != "documents" or not isinstance(ids, list):
+        return [target]
+    try:
+        nodes = [Node.of(target.kind, raw) for raw in ids]
+    except ValueError as exc:
+        raise MalformedPage(f"reference ids: {exc}") from None
+    return list(dict.fromkeys([target, *nodes]))
+
+
+def validate_base_url(text: str) -> str:
+    """The base URL without a trailing slash; ValueError says what is wrong.
+
+    >>> validate_base_url("https://edit.example.com/proxy/api/")
+    'https://edit.example.com/proxy/api'
+    """
+    try:
+        url = yarl.URL(text.strip())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a URL: {text!r} ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"not an http(s) URL with a host: {text!r}")
+    if url.query_string or url.fragment or url.user or url.password:
+        raise ValueError(f"base URL must not carry a query, fragment or credentials: {text!r}")
+    return str(url).rstrip("/")
+
+
+def _segment(text: str) -> str:
+    """One path segment that no id can escape: '/' is encoded, and '.' and '..' are too,
+    because servers and proxies resolve them as 'here' and 'up'."""
+    quoted = urllib.parse.quote(text, safe="")
+    return quoted.replace(".", "%2E") if set(text) == {"."} else quoted
+
+
+def endpoint_url(base_url: str, version: str, endpoint: Endpoint, node: Node,
+                 query: dict[str, Any]) -> yarl.URL:
+    """The URL of one page; every id and query value percent-encoded.
+
+    >>> from crawler.model import ENDPOINTS
+    >>> str(endpoint_url("http://h/p", "2026-01", ENDPOINTS[0], Node("media", "a/b c"), {"after": "x+/="}))
+    'http://h/p/api/2026-01/mediaLibrary/a%2Fb%20c/incomingMediaReferences?after=x%2B%2F%3D'
+    """
+    path = "/".join(("api", _segment(version), endpoint.collection, _segment(node.id), endpoint.resource))
+    qs = urllib.parse.urlencode({k: str(v) for k, v in query.items()}, quote_via=urllib.parse.quote)
+    return yarl.URL(f"{base_url}/{path}" + (f"?{qs}" if qs else ""), encoded=True)
+
+
+def open_session(token: str, *, insecure: bool = False, timeout: float = DEFAULT_TIMEOUT,
+                 concurrency: int = 100) -> aiohttp.ClientSession:
+    """The one session of a crawl: bearer token, TLS verified unless ``insecure``."""
+    ssl_context: ssl.SSLContext | bool = False if insecure else ssl.create_default_context()
+    connector = aiohttp.TCPConnector(ssl=ssl_context, limit=max(concurrency, 1))
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
+        raise_for_status=False,
+        trust_env=False,
+    )

@@ -1,0 +1,192 @@
+"""Fetch every page of one (node, endpoint), retrying transient faults.
+
+The only module that sends requests. Paging: ``after=<cursor>`` when the server gives a cursor,
+else ``offset``; stop on a short or empty page; sources are deduplicated across pages because
+offsets can repeat sources while content changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+
+import aiohttp
+import yarl
+
+from .api import (
+    MAX_BODY_BYTES,
+    MAX_REDIRECTS,
+    PAGE_LIMIT,
+    AuthRejected,
+    FatalResponse,
+    Forbidden,
+    MalformedPage,
+    NodeMissing,
+    NodeUnavailable,
+    Page,
+    VersionGone,
+    endpoint_url,
+    parse_page,
+)
+from .model import Endpoint, FetchResult, Node, Reference
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, parse_retry_after, should_retry
+
+__all__ = ["Client"]
+
+# What one attempt can end as, besides a page: a redirect to follow, or a transient fault
+# (an HTTP status or a transport fault's name) with the server's Retry-After, if any.
+Fault = tuple[int | str, float | None]
+
+
+class Client:
+    """Incoming references of one node through one endpoint, all pages, as a FetchResult.
+
+    Counts into ``stats`` (slash keys: ``requests/total``, ``requests/status/503``,
+    ``retry/count``); the caller reads them, they never steer anything.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, version: str, *,
+                 stats: Counter | None = None, retries: int = DEFAULT_RETRIES,
+                 backoff: float = DEFAULT_BACKOFF, limit: int = PAGE_LIMIT,
+                 rng: random.Random | None = None):
+        self.session = session
+        self.base_url = base_url
+        self.version = version
+        self.stats = stats if stats is not None else Counter()
+        self.retries = retries
+        self.backoff = backoff
+        self.limit = limit
+        self.rng = rng or random.Random()
+        self._origin = yarl.URL(base_url).origin()
+
+    async def incoming(self, endpoint: Endpoint, node: Node) -> FetchResult:
+        """All referrers of ``node`` through ``endpoint``.
+
+        Raises NodeMissing (404), NodeUnavailable (with the pages that did arrive), or one of
+        the errors that stop a crawl (AuthRejected, VersionGone, Forbidden, FatalResponse).
+        """
+        refs: dict[tuple, Reference] = {}
+        sources: set[Node] = set()
+        offset, cursor, pages, total = 0, None, 0, None
+        while True:
+            query = {"limit": self.limit, **({"after": cursor} if cursor else {"offset": offset})}
+            url = endpoint_url(self.base_url, self.version, endpoint, node, query)
+            try:
+                page = await self._fetch_page(url, endpoint, node)
+                pages += 1
+                before = len(sources)
+                for ref in page.references:
+                    refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
+                    sources.add(ref.source)
+                total = page.total if page.total is not None else total
+                if page.entries < self.limit:
+                    break
+                if len(sources) == before:
+                    raise NodeUnavailable(f"page {pages} repeated earlier sources only; paging made no progress")
+                if page.cursor and page.cursor == cursor:
+                    raise NodeUnavailable(f"page {pages} returned the cursor it was asked with")
+            except NodeUnavailable as exc:
+                partial = FetchResult(node, endpoint, "failed", list(refs.values()), len(sources),
+                                      pages, total, str(exc))
+                raise NodeUnavailable(str(exc), partial) from None
+            offset += page.entries
+            cursor = page.cursor
+        return FetchResult(node, endpoint, "complete", list(refs.values()), len(sources), pages, total)
+
+    async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page:
+        attempt, redirects = 0, 0
+        while True:
+            outcome = await self._attempt(url, endpoint, node)
+            if isinstance(outcome, Page):
+                return outcome
+            if isinstance(outcome, yarl.URL):
+                redirects += 1
+                if redirects > MAX_REDIRECTS:
+                    raise NodeUnavailable(f"more than {MAX_REDIRECTS} redirects from {url.path}")
+                url = outcome
+                continue
+            attempt += 1
+            fault, retry_after = outcome
+            delay = should_retry(fault, attempt, self.retries, retry_after, self.backoff, self.rng.random())
+            if delay is None:
+                raise NodeUnavailable(f"{_describe(fault)} after {attempt} attempt(s)")
+            self.stats["retry/count"] += 1
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page | yarl.URL | Fault:
+        try:
+            async with self.session.get(url, allow_redirects=False) as resp:
+                self.stats["requests/total"] += 1
+                self.stats[f"requests/status/{resp.status}"] += 1
+                if resp.status == 200:
+                    return await self._read_page(resp, endpoint, node)
+                if resp.status in (301, 302, 303, 307, 308):
+                    return self._redirect_target(resp)
+                await self._raise_permanent(resp, endpoint, node)
+                return resp.status, parse_retry_after(resp.headers.get("Retry-After"))
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise FatalResponse(f"TLS certificate of {url.host} could not be verified ({exc.certificate_error}); "
+                                "pass --insecure only if you trust this network") from None
+        except TimeoutError:
+            self.stats["faults/timeout"] += 1
+            return "timeout", None
+        except aiohttp.ClientPayloadError:
+            self.stats["faults/truncated"] += 1
+            return "truncated body", None
+        except aiohttp.ClientError as exc:
+            self.stats["faults/connection"] += 1
+            return f"connection error ({type(exc).__name__})", None
+
+    async def _read_page(self, resp: aiohttp.ClientResponse, endpoint: Endpoint, node: Node) -> Page | Fault:
+        raw = await _read_capped(resp)
+        try:
+            body = json.loads(raw)
+        except ValueError:  # truncated or garbled in transit: worth another try
+            self.stats["faults/malformed"] += 1
+            return "malformed JSON", None
+        try:
+            return parse_page(body, endpoint, node)
+        except MalformedPage as exc:
+            raise NodeUnavailable(f"unexpected answer from {resp.url.path}: {exc}") from None
+
+    def _redirect_target(self, resp: aiohttp.ClientResponse) -> yarl.URL:
+        location = resp.headers.get("Location", "")
+        target = resp.url.join(yarl.URL(location, encoded=True))
+        if target.origin() != self._origin:
+            raise FatalResponse(f"the server redirected to {target.origin()}; refgraph does not send "
+                                f"the token to another host (use that as --base-url if you trust it)")
+        return target
+
+    async def _raise_permanent(self, resp: aiohttp.ClientResponse, endpoint: Endpoint, node: Node) -> None:
+        status = resp.status
+        if status == 401:
+            raise AuthRejected(f"token rejected (expired or wrong): HTTP 401 from {resp.url.host}")
+        if status == 403:
+            raise Forbidden(endpoint, f"HTTP 403 on {endpoint.name}: the token's scope does not allow it")
+        if status == 404:
+            raise NodeMissing(f"{node} not found (HTTP 404 on {endpoint.name})")
+        if status == 410:
+            raise VersionGone(f"API version {self.version} is gone on this server; try a newer --api-version")
+        if status not in (429, 500, 502, 503, 504):
+            head = (await resp.content.read(200)).decode("utf-8", "replace")
+            raise NodeUnavailable(f"HTTP {status} from {resp.url.path}: {head!r}")
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    if resp.content_length is not None:
+        if resp.content_length > MAX_BODY_BYTES:
+            raise NodeUnavailable(f"answer of {resp.content_length} bytes is over the {MAX_BODY_BYTES}-byte cap")
+        return await resp.read()
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise NodeUnavailable(f"answer is over the {MAX_BODY_BYTES}-byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(fault: int | str) -> str:
+    return f"HTTP {fault}" if isinstance(fault, int) else fault

@@ -1,0 +1,164 @@
+"""Render answers: one small function per command and format. JSON and CSV are byte-stable.
+
+Text is for people at a terminal; ids from a server are escaped so that none can move the
+cursor or recolour the terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "safe", "to_json", "to_csv", "table", "basis_lines", "refs_text", "impact_text", "orphans_text",
+    "path_text", "stats_text", "crawl_summary", "REFS_CSV", "IMPACT_CSV", "ORPHANS_CSV",
+]
+
+
+def safe(text: Any) -> str:
+    """Text with control characters escaped.
+
+    >>> safe("media:a\\x1b[31m")
+    'media:a\\\\x1b[31m'
+    """
+    text = str(text)
+    if all(32 <= ord(ch) != 127 for ch in text):
+        return text
+    return "".join(ch if 32 <= ord(ch) != 127 else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def to_json(answer: dict) -> str:
+    return json.dumps(answer, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
+    cells = [[safe(c) if c is not None else "" for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+
+
+def basis_lines(basis: dict) -> list[str]:
+    crawl = basis.get("crawl")
+    if crawl is None:
+        lines = ["based on: no crawl recorded in this database"]
+    else:
+        lines = [f"based on: fetches from {basis['fetched_from'] or '-'} to {basis['fetched_to'] or '-'}; "
+                 f"last crawl #{crawl['crawl_id']} of {safe(crawl['base_url'])} (API {safe(crawl['api_version'])}), "
+                 f"{crawl['outcome']}"]
+    lines.append("origins looked at: " + ", ".join(basis["origins"]))
+    return lines + [f"note: {note}" for note in basis["notes"]]
+
+
+def _detail(ref: dict) -> str:
+    skip = {"id", "type", "location"}
+    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(ref.items()) if k not in skip)
+
+
+def _state_line(cov: dict) -> str:
+    if cov["state"] == "complete":
+        return f"crawled completely (oldest fetch {cov['fetched_at']})"
+    why = "; ".join([*cov["errors"], *(f"{e}: not crawled" for e in cov["not_crawled"])])
+    return f"NOT crawled completely ({cov['state']}{': ' + why if why else ''})"
+
+
+REFS_CSV = ["kind", "id", "origin", "type", "location", "reference"]
+
+
+def refs_text(a: dict) -> list[str]:
+    counts, cov = a["counts"], a["coverage"]
+    at_least = "" if a["complete"] else "at least "
+    lines = [f"{safe(a['node']['node'])}: {at_least}{counts['referrers']} referrers, "
+             f"{at_least}{counts['references']} references; {_state_line(cov)}"]
+    rows = [[r["node"], r["origin"], r["type"], r["location"], _detail(r["reference"])] for r in a["references"]]
+    if rows:
+        lines += table(["REFERRER", "ORIGIN", "TYPE", "LOCATION", "DETAIL"], rows)
+    return lines
+
+
+IMPACT_CSV = ["kind", "id", "depth", "origins", "state"]
+
+
+def impact_text(a: dict) -> list[str]:
+    counts = a["counts"]
+    lines = [f"impact of {safe(a['node']['node'])}: {counts['referrers']} nodes reference it "
+             f"({counts['direct']} directly); {_state_line(a['coverage'])}"]
+    for origin, n in counts["by_origin"].items():
+        members = [x for x in a["nodes"] if origin in x["origins"]]
+        lines.append(f"{origin} ({n})")
+        lines += table(["DEPTH", "NODE", "STATE"], [[x["depth"], x["node"], x["state"]] for x in members])[1:]
+    if not a["nodes"]:
+        lines.append("  nothing references it" + ("" if a["complete"] else " that refgraph could see"))
+    return lines
+
+
+ORPHANS_CSV = ["kind", "id"]
+
+
+def orphans_text(a: dict) -> list[str]:
+    lines = [f"orphans: {a['kind']} crawled completely through {', '.join(a['endpoints'])} that nothing references"]
+    lines += [f"  {safe(o['node'])}" for o in a["orphans"]]
+    lines.append(f"{len(a['orphans'])} orphans")
+    if a["unknown"]:
+        lines.append(f"{len(a['unknown'])} unknown (not crawled completely: never counted as orphans):")
+        lines += [f"  {safe(u['node'])}  {_state_line(u)}" for u in a["unknown"]]
+    if a["missing"]:
+        lines.append(f"{len(a['missing'])} missing (the API answered 404: deleted upstream):")
+        lines += [f"  {safe(m['node'])}" for m in a["missing"]]
+    return lines
+
+
+def path_text(a: dict) -> list[str]:
+    if a["path"] is None:
+        return [f"no chain of references leads from {safe(a['from']['node'])} to {safe(a['to']['node'])}"
+                + ("" if a["complete"] else " among the nodes crawled completely")]
+    lines = [" -> ".join(safe(n) for n in a["path"]) + f"  ({len(a['hops'])} hops)"]
+    for hop in a["hops"]:
+        how = "; ".join(f"{r['origin']} {r.get('location') or ''} {_detail(r)}".strip() for r in hop["references"])
+        lines.append(f"  {safe(hop['from'])} references {safe(hop['to'])}: {safe(how)}")
+    return lines
+
+
+def stats_text(a: dict) -> list[str]:
+    types = ", ".join(f"{t} {n}" for t, n in a["media_types"].items())
+    refs = a["references"]
+    lines = [f"nodes: {a['nodes']['media']} media ({types or 'none'}), {a['nodes']['document']} documents",
+             f"references: {refs['total']} (" + ", ".join(f"{o} {n}" for o, n in refs["by_origin"].items()) + ")",
+             f"crawls recorded: {a['crawls']}", "crawl coverage:"]
+    lines += table(["KIND", "COMPLETE", "FAILED", "MISSING", "NOT CRAWLED"],
+                   [[k, c["complete"], c["failed"], c["missing"], c["not crawled"]] for k, c in a["coverage"].items()])
+    if a["most_referenced_media"]:
+        lines.append("most-referenced media:")
+        lines += table(["MEDIA", "TYPE", "REFERRERS", "REFERENCES"],
+                       [[m["node"], m["media_type"], m["referrers"], m["references"]] for m in a["most_referenced_media"]])
+    return lines
+
+
+def crawl_summary(run, db: str, shown: int = 20) -> list[str]:
+    """The end of every crawl: what was done, what failed, where to look next."""
+    report, stats, counts = run.report, run.stats, run.report.counts
+    lines = [f"crawl #{run.crawl_id} {report.outcome} in {report.seconds:.1f} s: "
+             f"{stats['nodes/queued']} nodes, {counts['fetched']} fetches ({counts['complete']} complete, "
+             f"{counts['failed']} failed, {counts['missing']} missing), {counts['edges']} references, "
+             f"{stats['requests/total']} requests, {stats['retry/count']} retries"]
+    if report.message:
+        lines.append(f"{'stopped' if report.outcome == 'fatal' else 'note'}: {safe(report.message)}")
+    lines += [f"warning: {safe(w)}" for w in report.warnings]
+    for failure in report.failures[:shown]:
+        lines.append(f"failed: {safe(failure.node)} {failure.endpoint.name}: {safe(failure.error)}")
+    if len(report.failures) > shown:
+        lines.append(f"... and {len(report.failures) - shown} more failed fetches")
+    if report.failures:
+        lines.append("failed nodes are 'unknown' in every answer, never unused; crawl again to fill them in")
+    lines.append(f"next: refgraph stats --db {db}   refgraph orphans --db {db}")
+    return lines

@@ -1,0 +1,76 @@
+"""One crawl run: the database, the HTTP session, the writer and the engine, put together.
+
+Used by ``refgraph crawl`` and ``refgraph demo``. Whatever happens, everything already finished
+is flushed to the database and the run is recorded with its outcome.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .api import DEFAULT_TIMEOUT, open_session
+from .client import Client
+from .engine import CrawlOptions, CrawlReport, crawl
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
+from .store import BatchWriter, Store
+
+__all__ = ["CrawlSettings", "CrawlRun", "run_crawl"]
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    db: str
+    base_url: str
+    api_version: str
+    token: str = field(repr=False)  # never printed, never stored
+    options: CrawlOptions
+    insecure: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+
+    def recorded_args(self) -> dict[str, Any]:
+        """What the crawls table keeps about this run: everything but the token."""
+        o = self.options
+        return {"base_url": self.base_url, "api_version": self.api_version,
+                "origins": sorted(o.origins), "concurrency": o.concurrency, "max_depth": o.max_depth,
+                "seeds": len(o.seeds), "insecure": self.insecure, "timeout": self.timeout,
+                "retries": self.retries}
+
+
+@dataclass
+class CrawlRun:
+    crawl_id: int
+    report: CrawlReport
+    stats: Counter
+
+
+async def run_crawl(settings: CrawlSettings) -> CrawlRun:
+    """Crawl, store, record. A Ctrl-C ends it as 'interrupted' with everything finished kept."""
+    stats: Counter = Counter()
+    store = await Store.open(settings.db)
+    try:
+        crawl_id = await store.begin_crawl(
+            base_url=settings.base_url, api_version=settings.api_version,
+            origins=settings.options.origins, args=settings.recorded_args(), seeds=settings.options.seeds)
+        writer = BatchWriter(store, crawl_id)
+        report = await _crawl_with_session(settings, writer, stats)
+        try:
+            await writer.close()
+        except Exception as exc:  # e.g. disk full: the run is recorded as fatal, not as done
+            report.outcome, report.message = "fatal", f"could not write to {settings.db}: {exc}"
+        message = "; ".join(filter(None, [report.message, *report.warnings])) or None
+        await store.finish_crawl(crawl_id, report.outcome, message, dict(report.counts), dict(stats))
+    finally:
+        await store.close()
+    return CrawlRun(crawl_id, report, stats)
+
+
+async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stats: Counter) -> CrawlReport:
+    async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
+                            concurrency=settings.options.concurrency) as session:
+        client = Client(session, settings.base_url, settings.api_version, stats=stats,
+                        retries=settings.retries, backoff=settings.backoff)
+        return await crawl(client, writer, settings.options, stats)

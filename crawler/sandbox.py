@@ -1,0 +1,326 @@
+"""The sandbox: Livingdocs' incoming-references API served from a ``Dataset``.
+
+It is both ``refgraph sandbox`` and the fake server of every test, so it is strict where the
+real API is strict (one percent-encoded id segment, bearer token, drafts scope, versions that
+are gone) and it counts what clients do (requests in flight, pages fetched), so tests prove
+behaviour at the server instead of sleeping.
+
+Run it in a test::
+
+    async with serve(make_app(dataset)) as base_url:
+        ...  # GET {base_url}/api/2026-01/mediaLibrary/{id}/incomingDocumentReferences
+
+>>> decode_cursor(encode_cursor(200))
+200
+>>> sorted(set(encode_cursor(0)) & set("+/="))
+['+', '/', '=']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import concurrent.futures
+import contextlib
+import struct
+import threading
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from aiohttp import web
+
+from crawler.model import ENDPOINTS, Endpoint, Node, normalize_id
+from crawler.sandbox_data import Dataset
+
+__all__ = [
+    "VERSIONS", "ENVELOPE_VERSIONS", "DEFAULT_TOKEN", "DEFAULT_NO_DRAFTS_TOKEN", "DEFAULT_LIMIT",
+    "MAX_LIMIT", "DEFAULT_HOLD_TIMEOUT", "ERROR_401", "ERROR_403", "Stats", "make_app",
+    "encode_cursor", "decode_cursor", "serve", "serve_in_thread", "serve_forever",
+]
+
+VERSIONS = ("v1", "2025-03", "2025-05", "2025-07", "2025-09", "2025-11", "2026-01")
+# From 2026-01 the body is {"total", "cursor", "results"}; before, a bare array of sources.
+ENVELOPE_VERSIONS = frozenset({"2026-01"})
+DEFAULT_TOKEN = "sandbox-token"
+DEFAULT_NO_DRAFTS_TOKEN = "sandbox-no-drafts"
+DEFAULT_LIMIT = MAX_LIMIT = 100
+# Held requests give up waiting after this long, so a test that miscounts hangs 5 s, not forever.
+DEFAULT_HOLD_TIMEOUT = 5.0
+
+# The vendor's documented error bodies, verbatim.
+ERROR_401 = {"status": 401, "error": "Unauthorized",
+             "error_details": {"access_token": "The access token expired."}}
+ERROR_403 = {"status": 403, "error": "Forbidden",
+             "error_details": {"access_token": "The request requires higher privileges"}}
+
+_ENDPOINTS = {(e.collection, e.resource): e for e in ENDPOINTS}
+# b"\xfb\xff\xbf" is "+/+/" in base64 and 7 bytes pad to "==": every cursor holds + / and =,
+# so a client that forgets to percent-encode it gets a 400 instead of silently wrong pages.
+_CURSOR_MAGIC = b"\xfb\xff\xbf"
+
+
+def encode_cursor(offset: int) -> str:
+    """The opaque ``after`` cursor that continues at ``offset``."""
+    return base64.b64encode(_CURSOR_MAGIC + struct.pack(">I", offset)).decode("ascii")
+
+
+def decode_cursor(text: str) -> int:
+    """The offset inside a cursor; ValueError for anything this sandbox did not issue."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"bad cursor {text!r}") from exc
+    if len(raw) != 7 or not raw.startswith(_CURSOR_MAGIC):
+        raise ValueError(f"bad cursor {text!r}")
+    return struct.unpack(">I", raw[3:])[0]
+
+
+class Stats:
+    """What clients did to the sandbox, for tests to assert on.
+
+    ``log`` holds ``(endpoint name, target Node, query dict)`` for every answered incoming
+    request. With ``hold_until_in_flight=N`` every request waits until N are in flight at once;
+    then all proceed, and later ones are no longer held.
+    """
+
+    def __init__(self, hold_until_in_flight: int | None = None,
+                 hold_timeout: float = DEFAULT_HOLD_TIMEOUT):
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests = 0
+        self.statuses: Counter[int] = Counter()
+        self.log: list[tuple[str, Node, dict[str, str]]] = []
+        self.hold_timeouts = 0  # held requests released by the safety timeout, not by N
+        self.hold_until_in_flight = hold_until_in_flight
+        self.hold_timeout = hold_timeout
+        self._released = asyncio.Event()
+
+    async def arrive(self) -> None:
+        self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.hold_until_in_flight is None:
+            return
+        if self.in_flight >= self.hold_until_in_flight:
+            self._released.set()
+        try:
+            await asyncio.wait_for(self._released.wait(), self.hold_timeout)
+        except TimeoutError:
+            self.hold_timeouts += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def pages(self) -> Counter:
+        """How often each page was fetched, keyed ``(endpoint, node, sorted query items)``."""
+        return Counter((name, node, tuple(sorted(query.items()))) for name, node, query in self.log)
+
+    def repeated_pages(self) -> list:
+        return [page for page, count in self.pages().items() if count > 1]
+
+
+def _error(status: int, error: str, details: dict[str, Any]) -> web.Response:
+    return web.json_response({"status": status, "error": error, "error_details": details},
+                             status=status)
+
+
+def _not_found(path: str) -> web.Response:
+    return _error(404, "Not Found", {"url": path})
+
+
+def _decoded(raw: list[str]) -> list[str] | None:
+    """Percent-decode each segment on its own, so an id's %2F stays inside the id.
+
+    A literal "." or ".." segment is refused: any proxy on the way would have resolved it
+    away, so an id is only ever ".." when sent as %2E%2E.
+    """
+    if any(seg in (".", "..") for seg in raw):
+        return None
+    try:
+        return [unquote(seg, errors="strict") for seg in raw]
+    except UnicodeDecodeError:
+        return None
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _page_params(query: dict[str, str], version: str) -> tuple[int, int]:
+    """(offset, limit) from the query; ValueError names the bad parameter."""
+    def number(name: str, default: int, least: int) -> int:
+        text = query.get(name, str(default))
+        if not (text.isascii() and text.isdigit()) or int(text) < least:
+            raise ValueError(f"{name}: must be an integer >= {least}")
+        return int(text)
+
+    limit = min(number("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
+    if version in ENVELOPE_VERSIONS and "after" in query:
+        try:
+            return decode_cursor(query["after"]), limit
+        except ValueError:
+            raise ValueError("after: not a cursor this server issued") from None
+    return number("offset", 0, 0), limit
+
+
+def _target(endpoint: Endpoint, raw_id: str) -> Node | None:
+    """The node a decoded path id names, or None when it cannot name one."""
+    try:
+        return Node(endpoint.target_kind, normalize_id(endpoint.target_kind, raw_id))
+    except ValueError:
+        return None
+
+
+class _Sandbox:
+    """One app's configuration and its request handler."""
+
+    def __init__(self, dataset: Dataset, token: str, no_drafts_token: str, latency: float,
+                 prefix: str, stats: Stats):
+        self.dataset, self.token, self.no_drafts_token = dataset, token, no_drafts_token
+        self.latency, self.stats = latency, stats
+        self.root = ["", *[p for p in prefix.split("/") if p], "api"]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            await self.stats.arrive()
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            response = self.answer(request)
+        finally:
+            self.stats.leave()
+        self.stats.statuses[response.status] += 1
+        return response
+
+    def answer(self, request: web.Request) -> web.Response:
+        path, _, raw_query = request.raw_path.partition("?")
+        raw = path.split("/")
+        if raw[:len(self.root)] != self.root or len(raw) == len(self.root):
+            return _not_found(path)
+        token = _bearer(request)
+        if token is None or token not in (self.token, self.no_drafts_token):
+            return web.json_response(ERROR_401, status=401)
+        rest = _decoded(raw[len(self.root):])
+        # Shaped like the vendor's example: the version shown as its route parameter.
+        shown = "/".join(["/api/:apiVersion", *raw[len(self.root) + 1:]])
+        if rest is not None and rest[0] not in VERSIONS:
+            return _error(410, "Gone", {"apiVersion": rest[0], "supported": list(VERSIONS)})
+        endpoint = _ENDPOINTS.get((rest[1], rest[3])) if rest and len(rest) == 4 else None
+        if endpoint is None:
+            return _not_found(shown)
+        if endpoint.origin == "draft" and token == self.no_drafts_token:
+            return web.json_response(ERROR_403, status=403)
+        target = _target(endpoint, rest[2])
+        if target is None or target not in self.dataset.nodes:
+            return _not_found(shown)
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        return self.page(endpoint, target, rest[0], query)
+
+    def page(self, endpoint: Endpoint, target: Node, version: str,
+             query: dict[str, str]) -> web.Response:
+        try:
+            offset, limit = _page_params(query, version)
+        except ValueError as exc:
+            name, _, why = str(exc).partition(": ")
+            return _error(400, "Bad Request", {name: why})
+        self.stats.log.append((endpoint.name, target, query))
+        return web.json_response(self.body(version, endpoint, target, offset, limit))
+
+    def body(self, version: str, endpoint: Endpoint, target: Node, offset: int, limit: int) -> Any:
+        page = self.dataset.incoming(endpoint, target, offset, limit)
+        results = [{"id": int(source.id) if source.kind == "document" else source.id,
+                    "references": refs} for source, refs in page]
+        if version not in ENVELOPE_VERSIONS:
+            return results
+        total = self.dataset.incoming_total(endpoint, target)
+        following = offset + len(results)
+        # No cursor once the last source has been served: the client's signal to stop.
+        cursor = encode_cursor(following) if following < total else None
+        return {"total": total, "cursor": cursor, "results": results}
+
+
+def make_app(dataset: Dataset, *, token: str = DEFAULT_TOKEN,
+             no_drafts_token: str = DEFAULT_NO_DRAFTS_TOKEN, latency: float = 0.0,
+             hold_until_in_flight: int | None = None, hold_timeout: float = DEFAULT_HOLD_TIMEOUT,
+             prefix: str = "") -> web.Application:
+    """The API app. ``app["stats"]`` is its ``Stats``; ``prefix`` mounts it under a path."""
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    stats = Stats(hold_until_in_flight, hold_timeout)
+    sandbox = _Sandbox(dataset, token, no_drafts_token, latency, prefix, stats)
+    app = web.Application()
+    # Every path reaches one handler, which parses raw_path itself: aiohttp's router sees the
+    # decoded path, where an id's %2F has already become a separator.
+    app.router.add_route("GET", "/{tail:.*}", sandbox.handle)
+    with warnings.catch_warnings():
+        # Plain string keys are the documented contract (app["stats"]); aiohttp prefers AppKey.
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        app["stats"], app["dataset"], app["prefix"] = stats, dataset, prefix
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` while the block runs; yields the base URL (with the app's prefix)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        bound = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{bound}{app.get('prefix', '')}"
+    finally:
+        await runner.cleanup()
+
+
+async def _serve_until_stopped(app: web.Application, host: str, port: int,
+                               started: concurrent.futures.Future) -> None:
+    stop = asyncio.Event()
+    try:
+        async with serve(app, host, port) as base_url:
+            started.set_result((base_url, asyncio.get_running_loop(), stop))
+            await stop.wait()
+    except BaseException as exc:
+        if started.done():
+            raise
+        started.set_exception(exc)  # the caller is waiting for the URL: hand it the failure
+
+
+@contextlib.contextmanager
+def serve_in_thread(dataset: Dataset, *, host: str = "127.0.0.1", port: int = 0,
+                    **make_app_kwargs: Any) -> Iterator[tuple[str, Stats]]:
+    """Serve from a background thread with its own loop, for synchronous callers (CliRunner).
+
+    Yields ``(base_url, stats)``; stops the server and joins the thread on exit.
+    """
+    app = make_app(dataset, **make_app_kwargs)
+    started: concurrent.futures.Future = concurrent.futures.Future()
+    thread = threading.Thread(target=asyncio.run, name="refgraph-sandbox", daemon=True,
+                              args=(_serve_until_stopped(app, host, port, started),))
+    thread.start()
+    try:
+        base_url, loop, stop = started.result()
+    except BaseException:
+        thread.join()
+        raise
+    try:
+        yield base_url, app["stats"]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+
+
+def serve_forever(dataset: Dataset, host: str = "127.0.0.1", port: int = 8080, *,
+                  ready: Callable[[str], None] | None = None, **make_app_kwargs: Any) -> None:
+    """Serve until Ctrl-C. Prints nothing; ``ready(base_url)`` lets the caller announce it."""
+    async def run() -> None:
+        async with serve(make_app(dataset, **make_app_kwargs), host, port) as base_url:
+            if ready is not None:
+                ready(base_url)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())

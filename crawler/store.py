@@ -1,0 +1,240 @@
+"""The refgraph database: opening it safely, and the one writer a crawl goes through.
+
+A crawl writes through a single aiosqlite connection, a batch of finished fetches per
+transaction. A fetch's references and its status land in the same transaction, so no node is
+ever marked complete without all of its edges. Queries read with the standard sqlite3 module
+(``open_readonly``): they make many small reads, and a thread hop per read buys them nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.resources
+import json
+import sqlite3
+import urllib.parse
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .model import FetchResult, Node
+
+__all__ = [
+    "APPLICATION_ID", "SCHEMA_VERSION", "NotARefgraphDatabase", "schema_sql", "check_database",
+    "open_readonly", "Store", "BatchWriter", "utc_now", "ref_hash",
+]
+
+APPLICATION_ID = 1380405830  # 'RGRF'; schema.sql sets it
+SCHEMA_VERSION = 1
+SQLITE_MAGIC = b"SQLite format 3\x00"
+WRITER_BATCH = 256  # fetches per transaction, at most
+WRITER_QUEUE = 1024
+
+
+class NotARefgraphDatabase(Exception):
+    """The --db path is not a database refgraph may use; nothing was written to it."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def schema_sql() -> str:
+    """schema.sql, shipped inside the package (a link to the top-level file in the source tree)."""
+    return importlib.resources.files("crawler").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def ref_hash(ref_json: str) -> int:
+    """64 bits of a reference's JSON, as SQLite's signed integer: the edge's identity."""
+    digest = hashlib.blake2b(ref_json.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def check_database(path: str | Path, *, must_exist: bool) -> None:
+    """Refuse anything but a refgraph database (or, when creating, a new or empty file).
+
+    Reads the SQLite header directly, so a foreign file is never opened by SQLite, let alone
+    written to. The schema is applied before the file turns to WAL mode, so a refgraph
+    database's header carries its application_id even after a crash.
+    """
+    p = Path(path)
+    if not p.exists():
+        if must_exist:
+            raise NotARefgraphDatabase(f"{path}: no such database (run 'refgraph crawl' first, or pass --db)")
+        if not p.parent.is_dir():
+            raise NotARefgraphDatabase(f"{path}: directory {p.parent} does not exist")
+        return
+    if not p.is_file():
+        raise NotARefgraphDatabase(f"{path}: not a file")
+    with open(p, "rb") as fh:
+        header = fh.read(100)
+    if not header and not must_exist:
+        return
+    if not header.startswith(SQLITE_MAGIC) or len(header) < 100:
+        raise NotARefgraphDatabase(f"{path}: not a refgraph database (not an SQLite file)")
+    app_id = int.from_bytes(header[68:72], "big")
+    version = int.from_bytes(header[60:64], "big")
+    if app_id != APPLICATION_ID:
+        raise NotARefgraphDatabase(f"{path}: an SQLite database, but not a refgraph one; refusing to touch it")
+    if version > SCHEMA_VERSION:
+        raise NotARefgraphDatabase(f"{path}: made by a newer refgraph (schema {version}, this one knows {SCHEMA_VERSION})")
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to an existing refgraph database, for queries."""
+    check_database(path, must_exist=True)
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+_EDGE_UPSERT = """
+INSERT INTO edges (target_id, origin, source_id, ref_hash, ref_type, location, ref_json,
+                   first_crawl, last_crawl)
+VALUES ((SELECT node_id FROM nodes WHERE kind = ? AND id = ?), ?,
+        (SELECT node_id FROM nodes WHERE kind = ? AND id = ?), ?, ?, ?, ?, ?, ?)
+ON CONFLICT (target_id, origin, source_id, ref_hash)
+DO UPDATE SET last_crawl = excluded.last_crawl, removed_crawl = NULL
+"""
+_FETCH_UPSERT = """
+INSERT INTO fetches (node_id, endpoint, origin, status, crawl_id, fetched_at, referrers, pages, total, error)
+VALUES ((SELECT node_id FROM nodes WHERE kind = ? AND id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (node_id, endpoint) DO UPDATE SET
+    origin = excluded.origin, status = excluded.status, crawl_id = excluded.crawl_id,
+    fetched_at = excluded.fetched_at, referrers = excluded.referrers, pages = excluded.pages,
+    total = excluded.total, error = excluded.error
+"""
+# A complete fetch is the whole truth about a target's referrers through one origin: what it
+# no longer reports is marked removed (kept as history, left out of every current answer).
+_EDGE_RETIRE = """
+UPDATE edges SET removed_crawl = ?
+WHERE target_id = (SELECT node_id FROM nodes WHERE kind = ? AND id = ?)
+  AND origin = ? AND removed_crawl IS NULL AND last_crawl < ?
+"""
+
+
+class Store:
+    """The crawl's single writer connection."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        check_database(path, must_exist=False)
+        conn = await aiosqlite.connect(str(path))
+        try:
+            await conn.executescript(schema_sql())
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it consistent on crash
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, str(path))
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def begin_crawl(self, *, base_url: str, api_version: str, origins: Iterable[str],
+                          args: dict[str, Any], seeds: Iterable[Node]) -> int:
+        seeds = list(seeds)
+        await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id) VALUES (?, ?)",
+                                    [(n.kind, n.id) for n in seeds])
+        cursor = await self.conn.execute(
+            "INSERT INTO crawls (started_at, base_url, api_version, origins, args_json, seeds)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (utc_now(), base_url, api_version, ",".join(sorted(origins)),
+             json.dumps(args, sort_keys=True), len(seeds)))
+        await self.conn.commit()
+        return cursor.lastrowid
+
+    async def save(self, crawl_id: int, results: list[FetchResult]) -> None:
+        """Write finished fetches, their nodes and references in one transaction."""
+        now = utc_now()
+        nodes, edges, fetches, retire, media_types = set(), [], [], [], {}
+        for r in results:
+            nodes.add((r.node.kind, r.node.id))
+            for ref in r.references:
+                nodes.add((ref.source.kind, ref.source.id))
+                nodes.add((ref.target.kind, ref.target.id))
+                edges.append((ref.target.kind, ref.target.id, ref.origin, ref.source.kind, ref.source.id,
+                              ref_hash(ref.ref_json), ref.ref_type, ref.location, ref.ref_json,
+                              crawl_id, crawl_id))
+                if ref.target.kind == "media" and ref.ref_type:
+                    media_types[ref.target.id] = ref.ref_type
+            fetches.append((r.node.kind, r.node.id, r.endpoint.name, r.endpoint.origin, r.status,
+                            crawl_id, now, r.referrers, r.pages, r.total, r.error))
+            if r.status == "complete":
+                retire.append((crawl_id, r.node.kind, r.node.id, r.endpoint.origin, crawl_id))
+        try:
+            await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id) VALUES (?, ?)", sorted(nodes))
+            await self.conn.executemany(_EDGE_UPSERT, edges)
+            await self.conn.executemany(_EDGE_RETIRE, retire)
+            await self.conn.executemany(_FETCH_UPSERT, fetches)
+            await self.conn.executemany(
+                "UPDATE nodes SET media_type = ? WHERE kind = 'media' AND id = ?",
+                [(t, i) for i, t in media_types.items()])
+            await self.conn.commit()
+        except BaseException:
+            await self.conn.rollback()
+            raise
+
+    async def finish_crawl(self, crawl_id: int, outcome: str, message: str | None,
+                           counts: dict[str, int], stats: dict[str, int]) -> None:
+        await self.conn.execute(
+            "UPDATE crawls SET finished_at = ?, outcome = ?, message = ?, fetched = ?, failed = ?,"
+            " missing = ?, edges = ?, requests = ?, stats_json = ? WHERE crawl_id = ?",
+            (utc_now(), outcome, message, counts.get("fetched", 0), counts.get("failed", 0),
+             counts.get("missing", 0), counts.get("edges", 0), stats.get("requests/total", 0),
+             json.dumps(stats, sort_keys=True), crawl_id))
+        await self.conn.commit()
+
+
+class BatchWriter:
+    """Takes finished fetches from the workers and writes them in batches, in its own task."""
+
+    def __init__(self, store: Store, crawl_id: int, batch: int = WRITER_BATCH):
+        self.store = store
+        self.crawl_id = crawl_id
+        self.batch = batch
+        self.queue: asyncio.Queue[FetchResult | None] = asyncio.Queue(WRITER_QUEUE)
+        self.task = asyncio.create_task(self._run(), name="refgraph-writer")
+
+    async def put(self, result: FetchResult) -> None:
+        if not self.task.done() and not self.queue.full():
+            self.queue.put_nowait(result)
+            return
+        # Full queue: wait for room, but not for ever if the writer has died meanwhile.
+        putting = asyncio.ensure_future(self.queue.put(result))
+        await asyncio.wait({putting, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not putting.done():
+            putting.cancel()
+        if self.task.done():
+            self.task.result()  # the writer died: its error is the crawl's error
+            raise RuntimeError("the database writer stopped")
+
+    async def close(self) -> None:
+        """Write everything queued, then stop."""
+        if not self.task.done():
+            await self.queue.put(None)
+        await self.task
+
+    async def _run(self) -> None:
+        while True:
+            item = await self.queue.get()
+            batch, done = ([item] if item is not None else []), item is None
+            while not done and len(batch) < self.batch and not self.queue.empty():
+                item = self.queue.get_nowait()
+                done = item is None
+                if item is not None:
+                    batch.append(item)
+            if batch:
+                await self.store.save(self.crawl_id, batch)
+            if done:
+                return
