@@ -109,7 +109,7 @@ def path_answer(conn: sqlite3.Connection, source: Node, target: Node, origins: s
 
 def stats_answer(conn: sqlite3.Connection, top: int = 10) -> dict:
     nodes = {k: n for k, n in conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind")}
-    media_types = {t or "unknown": n for t, n in conn.execute(
+    media_types = {t or "type not seen": n for t, n in conn.execute(
         "SELECT media_type, count(*) FROM nodes WHERE kind = 'media' GROUP BY media_type ORDER BY 1")}
     edges = {o: n for o, n in conn.execute(
         "SELECT origin, count(*) FROM edges WHERE removed_crawl IS NULL GROUP BY origin ORDER BY 1")}

@@ -61,7 +61,7 @@ def basis_lines(basis: dict) -> list[str]:
 
 
 def _detail(ref: dict) -> str:
-    skip = {"id", "type", "location"}
+    skip = {"id", "type", "location", "origin"}
     return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(ref.items()) if k not in skip)
 
 
@@ -93,10 +93,11 @@ def impact_text(a: dict) -> list[str]:
     counts = a["counts"]
     lines = [f"impact of {safe(a['node']['node'])}: {counts['referrers']} nodes reference it "
              f"({counts['direct']} directly); {_state_line(a['coverage'])}"]
-    for origin, n in counts["by_origin"].items():
+    for origin in ("publication", "draft", "media"):
         members = [x for x in a["nodes"] if origin in x["origins"]]
-        lines.append(f"{origin} ({n})")
-        lines += table(["DEPTH", "NODE", "STATE"], [[x["depth"], x["node"], x["state"]] for x in members])[1:]
+        if members:
+            lines.append(f"via {origin} references ({len(members)}):")
+            lines += table(["DEPTH", "NODE", "STATE"], [[x["depth"], x["node"], x["state"]] for x in members])
     if not a["nodes"]:
         lines.append("  nothing references it" + ("" if a["complete"] else " that refgraph could see"))
     return lines
