@@ -9,8 +9,8 @@ import click
 
 from .demo import report_lines, run_demo
 from .engine import DEFAULT_CONCURRENCY
+from .newsroom import generate
 from .sandbox import DEFAULT_NO_DRAFTS_TOKEN, DEFAULT_TOKEN, VERSIONS, serve_forever
-from .sandbox_data import generate
 from .store import NotARefgraphDatabase
 
 EXIT_USAGE, EXIT_FATAL = 2, 1

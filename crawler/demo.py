@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from . import answers, output
 from .engine import CrawlOptions
 from .model import ORIGINS, Node, Reference
+from .newsroom import generate
 from .runner import CrawlRun, CrawlSettings, run_crawl
 from .sandbox import DEFAULT_TOKEN, make_app, serve
-from .sandbox_data import Dataset, generate
+from .sandbox_data import Dataset
 from .store import open_readonly
 
 __all__ = ["DemoResult", "run_demo", "report_lines"]

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api import DEFAULT_TIMEOUT, open_session
+from .api import DEFAULT_TIMEOUT, PAGE_LIMIT, open_session
 from .client import Client
 from .engine import CrawlOptions, CrawlReport, crawl
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
@@ -30,6 +30,7 @@ class CrawlSettings:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     backoff: float = DEFAULT_BACKOFF
+    page_limit: int = PAGE_LIMIT  # the API's maximum; smaller only to exercise paging in tests
 
     def recorded_args(self) -> dict[str, Any]:
         """What the crawls table keeps about this run: everything but the token."""
@@ -72,5 +73,5 @@ async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stat
     async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
                             concurrency=settings.options.concurrency) as session:
         client = Client(session, settings.base_url, settings.api_version, stats=stats,
-                        retries=settings.retries, backoff=settings.backoff)
+                        retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit)
         return await crawl(client, writer, settings.options, stats)

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from crawler.cli import cli
 from crawler.model import Node, Reference
+from crawler.newsroom import generate
 from crawler.sandbox import DEFAULT_TOKEN, serve_in_thread
-from crawler.sandbox_data import Dataset, generate
+from crawler.sandbox_data import Dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
 SECRET = "s3cr3t-token-must-never-show-up"

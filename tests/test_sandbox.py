@@ -19,6 +19,7 @@ import pytest
 import yarl
 
 from crawler.model import ENDPOINTS_BY_NAME, Node, Reference, endpoints_for
+from crawler.newsroom import generate
 from crawler.sandbox import (
     DEFAULT_NO_DRAFTS_TOKEN,
     DEFAULT_TOKEN,
@@ -28,7 +29,7 @@ from crawler.sandbox import (
     serve,
     serve_in_thread,
 )
-from crawler.sandbox_data import Dataset, generate
+from crawler.sandbox_data import Dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
 DOC_MEDIA = ENDPOINTS_BY_NAME["mediaLibrary/incomingDocumentReferences"]
