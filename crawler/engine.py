@@ -52,8 +52,10 @@ class CrawlReport:
 
 
 class _Crawl:
-    def __init__(self, fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter):
+    def __init__(self, fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter,
+                 interrupt: asyncio.Event | None):
         self.fetcher, self.sink, self.options, self.stats = fetcher, sink, options, stats
+        self.interrupt = interrupt or asyncio.Event()
         self.origins = set(options.origins)
         self.queue: asyncio.Queue[tuple[Node, Endpoint, int]] = asyncio.Queue()
         self.enqueued: set[Node] = set()
@@ -75,20 +77,23 @@ class _Crawl:
         for seed in self.options.seeds:
             self.discover(seed, 0)
         workers = [asyncio.create_task(self.work()) for _ in range(max(self.options.concurrency, 1))]
-        waiters = [asyncio.create_task(self.queue.join()), asyncio.create_task(self.stopped.wait())]
+        waiters = [asyncio.create_task(self.queue.join()), asyncio.create_task(self.stopped.wait()),
+                   asyncio.create_task(self.interrupt.wait())]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            # Ctrl-C: what finished is already with the sink; end as interrupted, not as an error.
             asyncio.current_task().uncancel()
-            self.report.outcome = "interrupted"
-            self.report.message = "interrupted; finished fetches are stored"
+            self.interrupt.set()
         finally:
             for task in workers + waiters:
                 task.cancel()
             await asyncio.gather(*workers, *waiters, return_exceptions=True)
             self.report.seconds = time.monotonic() - started
             self.report.origins = frozenset(self.origins)
+        if self.interrupt.is_set() and self.report.outcome != "fatal":
+            # What finished is already with the sink; the rest is simply not known yet.
+            self.report.outcome = "interrupted"
+            self.report.message = "interrupted; finished fetches are stored, the rest stays unknown"
         if self.report.outcome == "complete" and self.report.failures:
             self.report.outcome = "failures"
         return self.report
@@ -97,7 +102,7 @@ class _Crawl:
         while True:
             node, endpoint, depth = await self.queue.get()
             try:
-                if endpoint.origin in self.origins and not self.stopped.is_set():
+                if endpoint.origin in self.origins and not (self.stopped.is_set() or self.interrupt.is_set()):
                     await self.fetch(node, endpoint, depth)
             except STOPPING_ERRORS as exc:
                 self.stop(str(exc))
@@ -145,6 +150,10 @@ class _Crawl:
             self.report.failures.append(result)
 
 
-async def crawl(fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter | None = None) -> CrawlReport:
-    """Crawl the upstream closure of ``options.seeds``; every result goes to ``sink``."""
-    return await _Crawl(fetcher, sink, options, stats if stats is not None else Counter()).run()
+async def crawl(fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter | None = None,
+                interrupt: asyncio.Event | None = None) -> CrawlReport:
+    """Crawl the upstream closure of ``options.seeds``; every result goes to ``sink``.
+
+    Setting ``interrupt`` (or cancelling) ends the crawl as 'interrupted' instead of raising.
+    """
+    return await _Crawl(fetcher, sink, options, stats if stats is not None else Counter(), interrupt).run()

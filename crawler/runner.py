@@ -6,6 +6,9 @@ is flushed to the database and the run is recorded with its outcome.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,4 +77,29 @@ async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stat
                             concurrency=settings.options.concurrency) as session:
         client = Client(session, settings.base_url, settings.api_version, stats=stats,
                         retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit)
-        return await crawl(client, writer, settings.options, stats)
+        with _signals_interrupt() as interrupt:
+            return await crawl(client, writer, settings.options, stats, interrupt)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGINT and SIGTERM end the crawl cleanly (recorded, flushed); a second one is abrupt."""
+    interrupt = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    caught = []
+
+    def first(sig: int) -> None:
+        interrupt.set()
+        loop.remove_signal_handler(sig)  # the next one gets Python's default: stop now
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, first, sig)
+            caught.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+            pass
+    try:
+        yield interrupt
+    finally:
+        for sig in caught:
+            loop.remove_signal_handler(sig)

@@ -134,3 +134,28 @@ async def test_a_node_that_fails_is_reported_not_dropped():
     assert report.outcome == "failures"
     assert {(f.node, f.status) for f in report.failures} == {(media("unused"), "failed")}
     assert all(r.status == "complete" for r in sink.results if r.node != media("unused"))
+
+
+class InterruptAfter(FailingFor):
+    """Sets the crawl's interrupt (as SIGINT would) once it has answered ``count`` fetches."""
+
+    def __init__(self, dataset: Dataset, count: int, interrupt):
+        super().__init__(dataset, broken=None)
+        self.count, self.interrupt = count, interrupt
+
+    async def incoming(self, endpoint, node):
+        self.count -= 1
+        if self.count == 0:
+            self.interrupt.set()
+        return await super().incoming(endpoint, node)
+
+
+async def test_an_interrupt_ends_the_crawl_as_interrupted_keeping_what_finished(newsroom):
+    import asyncio
+
+    interrupt, sink = asyncio.Event(), ListSink()
+    seeds = tuple(media(i) for i in newsroom.media_ids()[:100])
+    report = await crawl(InterruptAfter(newsroom, 5, interrupt), sink, CrawlOptions(seeds, concurrency=1),
+                         interrupt=interrupt)
+    assert report.outcome == "interrupted" and "the rest stays unknown" in report.message
+    assert len(sink.results) == 5 and report.counts["fetched"] == 5
