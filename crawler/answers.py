@@ -34,8 +34,9 @@ def basis(conn: sqlite3.Connection, origins: set[str], kind: str | None = None) 
         notes.append(DRAFT_MEDIA_NOTE)
     if "draft" not in origins:
         notes.append(DRAFT_ORIGIN_NOTE)
-    notes.append("publication references come from a search index and are eventually consistent; "
-                 "references from document lists are not reported by the API")
+    if "publication" in origins:
+        notes.append("publication references come from a search index and are eventually consistent; "
+                     "references from document lists are not reported by the API")
     return {"crawl": queries.last_crawl(conn), "fetched_from": first, "fetched_to": last,
             "origins": sorted(origins), "notes": notes}
 
@@ -94,6 +95,8 @@ def orphans_answer(conn: sqlite3.Connection, kind: str, origins: set[str]) -> di
 
 
 def path_answer(conn: sqlite3.Connection, source: Node, target: Node, origins: set[str]) -> dict:
+    if queries.node_id_of(conn, source) is None:
+        raise NodeNotStored(f"{source} is not in the database (never crawled, nor seen as a referrer)")
     G, coverage = _subgraph(conn, target, origins)
     chain = graph.reference_path(G, source, target) if source in G else None
     hops = []
@@ -109,7 +112,7 @@ def path_answer(conn: sqlite3.Connection, source: Node, target: Node, origins: s
 
 def stats_answer(conn: sqlite3.Connection, top: int = 10) -> dict:
     nodes = {k: n for k, n in conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind")}
-    media_types = {t or "type not seen": n for t, n in conn.execute(
+    media_types = {t or "never referenced, type unknown": n for t, n in conn.execute(
         "SELECT media_type, count(*) FROM nodes WHERE kind = 'media' GROUP BY media_type ORDER BY 1")}
     edges = {o: n for o, n in conn.execute(
         "SELECT origin, count(*) FROM edges WHERE removed_crawl IS NULL GROUP BY origin ORDER BY 1")}

@@ -20,7 +20,7 @@ from . import __version__, answers, output
 from .api import DEFAULT_API_VERSION, validate_base_url
 from .engine import DEFAULT_CONCURRENCY, CrawlOptions
 from .export import FORMATS, load_graph, write_graph
-from .model import Node, parse_origins
+from .model import Node, canonical_json, endpoints_for, parse_origins
 from .retry import DEFAULT_RETRIES
 from .runner import CrawlSettings, run_crawl
 from .seeds import SeedError, read_seeds_file
@@ -176,7 +176,10 @@ def read_token(token_file: str | None) -> str:
 @db_option
 def crawl(nodes, seeds_file, base_url, api_version, origins, concurrency, max_depth, token_file,
           insecure, timeout, retries, db):
-    """Crawl who references NODES (and the seeds file), and all their referrers, into --db.
+    """Crawl the referrers of NODES, transitively, into --db.
+
+    Starts from NODES and --seeds-file, fetches who references each through every enabled
+    endpoint, then who references those, until the whole upstream closure is stored.
 
     \b
     Example:
@@ -211,6 +214,9 @@ def _run_and_report(settings: CrawlSettings) -> int:
         run = asyncio.run(run_crawl(settings))
     except NotARefgraphDatabase as exc:
         raise InputError(str(exc)) from None
+    except sqlite3.Error as exc:  # e.g. locked by another crawl: nothing of this run was written
+        click.echo(f"Error: {settings.db}: {exc} (is another crawl writing to it?)", err=True)
+        sys.exit(EXIT_FATAL)
     _echo_lines(output.crawl_summary(run, settings.db), err=True)
     return CRAWL_EXIT[run.report.outcome]
 
@@ -231,7 +237,7 @@ def refs(conn, node, origins, as_json, as_csv):
       refgraph refs media:9fKagDCiN6sb --db refs.db
     """
     answer = _answer(answers.refs_answer, conn, node, origins)
-    rows = [[r["kind"], r["id"], r["origin"], r["type"], r["location"], output.to_json(r["reference"]).strip()]
+    rows = [[r["kind"], r["id"], r["origin"], r["type"], r["location"], canonical_json(r["reference"])]
             for r in answer["references"]] if as_csv else None
     warn = [] if answer["complete"] else [f"{output.safe(node)} was not crawled completely: counts are 'at least'"]
     _finish(answer, as_json, output.refs_text(answer),
@@ -246,7 +252,9 @@ def refs(conn, node, origins, as_json, as_csv):
 @output_options()
 @reading
 def impact(conn, node, max_depth, origins, as_json, as_csv):
-    """Everything that references NODE directly or transitively, with depth, by origin.
+    """Everything that references NODE, directly or transitively.
+
+    With each referrer's depth (1 = direct), grouped by the origin of its references.
 
     \b
     Example:
@@ -274,6 +282,9 @@ def orphans(conn, kind, origins, as_json, as_csv):
     Example:
       refgraph orphans --kind media --db refs.db --csv > unused.csv
     """
+    if not endpoints_for(kind, origins):
+        raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
+                         "through these origins (the API has no drafts endpoint for media)")
     answer = answers.orphans_answer(conn, kind, origins)
     rows = [[o["kind"], o["id"]] for o in answer["orphans"]]
     warn = [f"{len(answer['unknown'])} {kind} node(s) are unknown (not crawled completely) and are not "
@@ -290,7 +301,9 @@ def orphans(conn, kind, origins, as_json, as_csv):
 @output_options(csv=False)
 @reading
 def path(conn, source, target, origins, as_json):
-    """The shortest chain of references from SOURCE to TARGET (SOURCE uses ... uses TARGET).
+    """The shortest chain of references from SOURCE to TARGET.
+
+    SOURCE references a node that references ... TARGET.
 
     \b
     Example:
@@ -306,7 +319,7 @@ def path(conn, source, target, origins, as_json):
 @output_options(csv=False)
 @reading
 def stats(conn, top, as_json):
-    """Counts by kind and origin, the most-referenced media, and crawl coverage.
+    """Counts by kind and origin, top media, crawl coverage.
 
     \b
     Example:
@@ -317,7 +330,7 @@ def stats(conn, top, as_json):
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
 @click.option("--output", "-o", "out_path", metavar="FILE", help="Write here instead of stdout.")
 @db_option
 @reading
@@ -359,3 +372,8 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader stopped reading (| head): not an error of ours. Point stdout at devnull so
+        # that Python's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_OK)

@@ -36,10 +36,11 @@ def dataset_options(func):
               help="Seconds each answer waits, to imitate a network.")
 @click.option("--write-seeds", metavar="FILE", help="Write every media id as a seeds file, then serve.")
 def sandbox(host, port, media, documents, seed, latency, write_seeds):
-    """Serve a generated newsroom as the Livingdocs incoming-references API.
+    """Serve a generated newsroom as the Livingdocs API.
 
-    Both body shapes by version, offset and cursor paging, bearer auth, the documented
-    401/403/404 bodies, and 410 for versions it does not serve.
+    The five incoming-references endpoints, with both body shapes by version, offset and
+    cursor paging, bearer auth, the documented 401/403/404 bodies, and 410 for versions it
+    does not serve.
 
     \b
     Example:
@@ -48,14 +49,15 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds):
           --seeds-file media.txt --db sandbox.db
     """
     dataset = generate(media=media, documents=documents, seed=seed)
-    if write_seeds:
-        try:
-            dataset.write_seeds(write_seeds)
-        except OSError as exc:
-            raise click.ClickException(f"{write_seeds}: cannot write seeds ({exc.strerror or exc})") from None
-        click.echo(f"wrote {len(dataset.media_ids())} media seeds to {write_seeds}", err=True)
 
     def ready(base_url: str) -> None:
+        # Seeds are written once the port is bound: a crawl that waits for the file finds a server.
+        if write_seeds:
+            try:
+                dataset.write_seeds(write_seeds)
+            except OSError as exc:
+                raise click.ClickException(f"{write_seeds}: cannot write seeds ({exc.strerror or exc})") from None
+            click.echo(f"wrote {len(dataset.media_ids())} media seeds to {write_seeds}", err=True)
         click.echo(f"sandbox API at {base_url} (versions {', '.join(VERSIONS)}); "
                    f"token '{DEFAULT_TOKEN}', without drafts scope '{DEFAULT_NO_DRAFTS_TOKEN}'; "
                    "Ctrl-C stops it", err=True)
@@ -71,15 +73,18 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds):
 @click.option("--db", default="refgraph-demo.db", show_default=True, metavar="FILE",
               help="Where the demo crawl is stored (queried afterwards like any other).")
 @dataset_options
-@click.option("--concurrency", type=click.IntRange(1, 512), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 512), default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Workers, and so requests in flight at most.")
 def demo(db, media, documents, seed, concurrency):
-    """Start the sandbox in-process, crawl it from every media id, and print a report.
+    """Crawl the built-in sandbox and print a checked report.
 
-    The report ends by checking the stored answers against the sandbox's ground truth.
+    Starts the sandbox in-process, crawls it from every media id into --db, and prints
+    counts, the most-used media, orphans and an impact example. The report ends by checking
+    the stored answers against the sandbox's ground truth.
 
     \b
     Example:
-      refgraph demo && refgraph orphans --db refgraph-demo.db | head
+      refgraph demo && refgraph orphans --db refgraph-demo.db --csv | head
     """
     try:
         result = asyncio.run(run_demo(db, media=media, documents=documents, seed=seed, concurrency=concurrency))

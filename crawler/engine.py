@@ -59,14 +59,19 @@ class _Crawl:
         self.origins = set(options.origins)
         self.queue: asyncio.Queue[tuple[Node, Endpoint, int]] = asyncio.Queue()
         self.enqueued: set[Node] = set()
+        self.beyond_depth: set[Node] = set()  # referrers found past --max-depth: stored, not crawled
         self.report = CrawlReport("complete")
         self.stopped = asyncio.Event()
 
     def discover(self, node: Node, depth: int) -> None:
         """Queue every endpoint of a node not seen before, in the same step that marks it seen."""
         max_depth = self.options.max_depth
-        if node in self.enqueued or (max_depth is not None and depth > max_depth):
+        if node in self.enqueued:
             return
+        if max_depth is not None and depth > max_depth:
+            self.beyond_depth.add(node)
+            return
+        self.beyond_depth.discard(node)
         self.enqueued.add(node)
         self.stats["nodes/queued"] += 1
         for endpoint in endpoints_for(node.kind, self.origins):
@@ -89,6 +94,7 @@ class _Crawl:
                 task.cancel()
             await asyncio.gather(*workers, *waiters, return_exceptions=True)
             self.report.seconds = time.monotonic() - started
+            self.report.counts["beyond_max_depth"] = len(self.beyond_depth)
             self.report.origins = frozenset(self.origins)
         if self.interrupt.is_set() and self.report.outcome != "fatal":
             # What finished is already with the sink; the rest is simply not known yet.
@@ -138,8 +144,8 @@ class _Crawl:
         if "draft" in self.origins:
             self.origins.discard("draft")
             self.report.warnings.append(
-                f"drafts switched off for this crawl ({reason}); documents referenced only from "
-                "drafts are not seen, so documents stay unknown for the draft origin")
+                f"drafts switched off for this crawl ({reason}); documents are unknown while drafts are "
+                "looked at: ask with --endpoints media,publications to leave drafts out")
 
     def count(self, result: FetchResult) -> None:
         self.stats[f"fetch/{result.status}"] += 1

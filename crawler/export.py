@@ -26,14 +26,16 @@ def load_graph(conn: sqlite3.Connection) -> nx.MultiDiGraph:
     names = {}
     for node_id, kind, ident, media_type in queries.all_nodes(conn):
         names[node_id] = f"{kind}:{ident}"
-        attrs = {"kind": kind, "id": ident}
+        # Not "id": the GEXF writer would take it for the node's id, and media:1 and document:1
+        # would collapse; "label" is what graph tools show.
+        attrs = {"kind": kind, "ident": ident, "label": names[node_id]}
         if media_type:
             attrs["media_type"] = media_type
         graph.add_node(names[node_id], **attrs)
     for source_id, target_id, origin, ref_type, location, ref_json in queries.all_edges(conn):
         attrs = {"origin": origin, "reference": ref_json}
         if ref_type is not None:
-            attrs["type"] = ref_type
+            attrs["ref_type"] = ref_type  # GEXF reserves an edge's "type" for directed/undirected
         if location is not None:
             attrs["location"] = location
         graph.add_edge(names[source_id], names[target_id], **attrs)
@@ -46,11 +48,14 @@ def _write_dot(graph: nx.MultiDiGraph, out: IO[str]) -> None:
 
     index = {name: f"n{i}" for i, name in enumerate(graph.nodes)}
     plain = nx.relabel_nodes(graph, index)
-    for name, key in index.items():
-        plain.nodes[key]["label"] = json.dumps(name)
+    for key in index.values():
+        data = plain.nodes[key]
+        for attr in ("label", "kind", "ident", "media_type"):
+            if attr in data:
+                data[attr] = json.dumps(data[attr])
     for _, _, data in plain.edges(data=True):
         data["reference"] = json.dumps(data["reference"])
-        for attr in ("origin", "type", "location"):
+        for attr in ("origin", "ref_type", "location"):
             if attr in data:
                 data[attr] = json.dumps(data[attr])
     out.write(to_pydot(plain).to_string())
@@ -60,7 +65,7 @@ def _write_csv(graph: nx.MultiDiGraph, out: IO[str]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["source", "target", "origin", "type", "location", "reference"])
     for source, target, data in graph.edges(data=True):
-        writer.writerow([source, target, data["origin"], data.get("type", ""), data.get("location", ""),
+        writer.writerow([source, target, data["origin"], data.get("ref_type", ""), data.get("location", ""),
                          data["reference"]])
 
 

@@ -21,7 +21,8 @@ __all__ = [
 KINDS = ("media", "document")
 ORIGINS = ("publication", "draft", "media")
 # The words users type in --endpoints, and the origin each one enables.
-ORIGIN_OPTIONS = {"media": "media", "publications": "publication", "drafts": "draft"}
+ORIGIN_OPTIONS = {"media": "media", "publications": "publication", "drafts": "draft",
+                  "publication": "publication", "draft": "draft"}
 # Per (node, endpoint) crawl status. "missing" is the API's 404: deleted upstream.
 STATUSES = ("complete", "failed", "missing")
 
@@ -135,7 +136,7 @@ def parse_origins(text: str) -> frozenset[str]:
         raise ValueError("no endpoints given (choose from media, publications, drafts)")
     bad = [w for w in words if w not in ORIGIN_OPTIONS]
     if bad:
-        raise ValueError(f"unknown endpoint {bad[0]!r} (choose from media, publications, drafts)")
+        raise ValueError(f"unknown origin {bad[0]!r} (choose from media, publications, drafts)")
     return frozenset(ORIGIN_OPTIONS[w] for w in words)
 
 

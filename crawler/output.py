@@ -30,6 +30,15 @@ def safe(text: Any) -> str:
     return "".join(ch if 32 <= ord(ch) != 127 else f"\\x{ord(ch):02x}" for ch in text)
 
 
+def plural(count: int, word: str) -> str:
+    """A count and a word that agree.
+
+    >>> plural(1, "referrer"), plural(2, "reference")
+    ('1 referrer', '2 references')
+    """
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def to_json(answer: dict) -> str:
     return json.dumps(answer, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -67,7 +76,7 @@ def _detail(ref: dict) -> str:
 
 def _state_line(cov: dict) -> str:
     if cov["state"] == "complete":
-        return f"crawled completely (oldest fetch {cov['fetched_at']})"
+        return f"crawled completely (fetched {cov['fetched_at']})"
     why = "; ".join([*cov["errors"], *(f"{e}: not crawled" for e in cov["not_crawled"])])
     return f"NOT crawled completely ({cov['state']}{': ' + why if why else ''})"
 
@@ -78,8 +87,8 @@ REFS_CSV = ["kind", "id", "origin", "type", "location", "reference"]
 def refs_text(a: dict) -> list[str]:
     counts, cov = a["counts"], a["coverage"]
     at_least = "" if a["complete"] else "at least "
-    lines = [f"{safe(a['node']['node'])}: {at_least}{counts['referrers']} referrers, "
-             f"{at_least}{counts['references']} references; {_state_line(cov)}"]
+    lines = [f"{safe(a['node']['node'])}: {at_least}{plural(counts['referrers'], 'referrer')}, "
+             f"{at_least}{plural(counts['references'], 'reference')}; {_state_line(cov)}"]
     rows = [[r["node"], r["origin"], r["type"], r["location"], _detail(r["reference"])] for r in a["references"]]
     if rows:
         lines += table(["REFERRER", "ORIGIN", "TYPE", "LOCATION", "DETAIL"], rows)
@@ -91,8 +100,11 @@ IMPACT_CSV = ["kind", "id", "depth", "origins", "state"]
 
 def impact_text(a: dict) -> list[str]:
     counts = a["counts"]
-    lines = [f"impact of {safe(a['node']['node'])}: {counts['referrers']} nodes reference it "
-             f"({counts['direct']} directly); {_state_line(a['coverage'])}"]
+    lines = [f"impact of {safe(a['node']['node'])}: {plural(counts['referrers'], 'node')} "
+             f"{'references' if counts['referrers'] == 1 else 'reference'} it ({counts['direct']} directly); "
+             f"{_state_line(a['coverage'])}"]
+    if len([o for o in counts["by_origin"].values() if o]) > 1:
+        lines.append("(a node that references through several origins is listed under each)")
     for origin in ("publication", "draft", "media"):
         members = [x for x in a["nodes"] if origin in x["origins"]]
         if members:
@@ -107,9 +119,10 @@ ORPHANS_CSV = ["kind", "id"]
 
 
 def orphans_text(a: dict) -> list[str]:
-    lines = [f"orphans: {a['kind']} crawled completely through {', '.join(a['endpoints'])} that nothing references"]
+    lines = [f"orphans: {a['kind']} that nothing references, among those crawled completely "
+             f"({plural(len(a['endpoints']), 'endpoint')} each)"]
     lines += [f"  {safe(o['node'])}" for o in a["orphans"]]
-    lines.append(f"{len(a['orphans'])} orphans")
+    lines.append(plural(len(a["orphans"]), "orphan"))
     if a["unknown"]:
         lines.append(f"{len(a['unknown'])} unknown (not crawled completely: never counted as orphans):")
         lines += [f"  {safe(u['node'])}  {_state_line(u)}" for u in a["unknown"]]
@@ -155,11 +168,15 @@ def crawl_summary(run, db: str, shown: int = 20) -> list[str]:
     if report.message:
         lines.append(f"{'stopped' if report.outcome == 'fatal' else 'note'}: {safe(report.message)}")
     lines += [f"warning: {safe(w)}" for w in report.warnings]
+    if counts["beyond_max_depth"]:
+        lines.append(f"note: {plural(counts['beyond_max_depth'], 'referrer')} past --max-depth were stored but "
+                     "not crawled: they are unknown in every answer")
     for failure in report.failures[:shown]:
         lines.append(f"failed: {safe(failure.node)} {failure.endpoint.name}: {safe(failure.error)}")
     if len(report.failures) > shown:
         lines.append(f"... and {len(report.failures) - shown} more failed fetches")
     if report.failures:
         lines.append("failed nodes are 'unknown' in every answer, never unused; crawl again to fill them in")
-    lines.append(f"next: refgraph stats --db {db}   refgraph orphans --db {db}")
+    if report.outcome != "fatal":
+        lines.append(f"next: refgraph stats --db {db}   refgraph orphans --db {db}")
     return lines

@@ -66,7 +66,8 @@ async def run_crawl(settings: CrawlSettings) -> CrawlRun:
         except Exception as exc:  # e.g. disk full: the run is recorded as fatal, not as done
             report.outcome, report.message = "fatal", f"could not write to {settings.db}: {exc}"
         message = "; ".join(filter(None, [report.message, *report.warnings])) or None
-        await store.finish_crawl(crawl_id, report.outcome, message, dict(report.counts), dict(stats))
+        await store.finish_crawl(crawl_id, report.outcome, message, report.origins or settings.options.origins,
+                                 dict(report.counts), dict(stats))
     finally:
         await store.close()
     return CrawlRun(crawl_id, report, stats)

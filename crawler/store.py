@@ -85,11 +85,20 @@ def check_database(path: str | Path, *, must_exist: bool) -> None:
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to an existing refgraph database, for queries."""
+    """A connection that cannot write, to an existing refgraph database, for queries.
+
+    Opened read-write with query_only where the file allows it, so that SQLite can tidy its WAL
+    side files on close; a file the user may only read is opened read-only.
+    """
     check_database(path, must_exist=True)
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True)
-    conn.execute("PRAGMA query_only = 1")
+    base = "file:" + urllib.parse.quote(str(Path(path).resolve()))
+    try:
+        conn = sqlite3.connect(base + "?mode=rw", uri=True)
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT count(*) FROM crawls").fetchone()
+    except sqlite3.OperationalError:
+        conn = sqlite3.connect(base + "?mode=ro", uri=True)
+        conn.execute("PRAGMA query_only = 1")
     return conn
 
 
@@ -185,12 +194,14 @@ class Store:
             await self.conn.rollback()
             raise
 
-    async def finish_crawl(self, crawl_id: int, outcome: str, message: str | None,
+    async def finish_crawl(self, crawl_id: int, outcome: str, message: str | None, origins: Iterable[str],
                            counts: dict[str, int], stats: dict[str, int]) -> None:
+        """Close the run's row; ``origins`` are those in force at the end (drafts may have been
+        switched off on the way)."""
         await self.conn.execute(
-            "UPDATE crawls SET finished_at = ?, outcome = ?, message = ?, fetched = ?, failed = ?,"
+            "UPDATE crawls SET finished_at = ?, outcome = ?, message = ?, origins = ?, fetched = ?, failed = ?,"
             " missing = ?, edges = ?, requests = ?, stats_json = ? WHERE crawl_id = ?",
-            (utc_now(), outcome, message, counts.get("fetched", 0), counts.get("failed", 0),
+            (utc_now(), outcome, message, ",".join(sorted(origins)), counts.get("fetched", 0), counts.get("failed", 0),
              counts.get("missing", 0), counts.get("edges", 0), stats.get("requests/total", 0),
              json.dumps(stats, sort_keys=True), crawl_id))
         await self.conn.commit()

@@ -23,13 +23,14 @@ from crawler.sandbox import DEFAULT_TOKEN, make_app, serve
 from crawler.sandbox_data import Dataset
 
 M1, M2, M3, M4 = media("m1"), media("m 2/x"), media("m3"), media("m4")
-KNOWN = Dataset.from_edges([M2], [
+# media "1" and document 1 are different nodes: no output may merge them
+KNOWN = Dataset.from_edges([M2, media("1")], [
     pub(doc(1), M1, type="image", location="image-directive", componentId="c1"),
     pub(doc(1), M1, type="image", location="metadata", propertyName="teaserImage"),
     pub(doc(2), doc(1), type="document", location="include-directive", componentId="c2"),
     Reference.make(M3, M1, "media", {"id": "m1", "type": "image", "location": "metadata", "propertyName": "imageLink"}),
 ], hidden_edges=[Reference.make(doc(3), M4, "draft", {"id": "m4", "type": "image"})])
-SEEDS = "# media to check\nmedia:m1\n\nmedia:m 2/x\n  media:m4\n"
+SEEDS = "# media to check\nmedia:m1\n\nmedia:m 2/x\n  media:m4\nmedia:1\n"
 
 
 @pytest.fixture
@@ -47,24 +48,25 @@ def test_crawl_reports_and_records(crawled, db):
     assert "crawl #1 complete" in crawled.stderr and "0 failed" in crawled.stderr
     with sqlite3.connect(db) as conn:
         outcome, seeds, args = conn.execute("SELECT outcome, seeds, args_json FROM crawls").fetchone()
-    assert (outcome, seeds) == ("complete", 3) and json.loads(args)["origins"] == ["draft", "media", "publication"]
+    assert (outcome, seeds) == ("complete", 4) and json.loads(args)["origins"] == ["draft", "media", "publication"]
 
 
 def test_orphans_json_shape_and_truth(crawled, run_cli, db):
     result = run_cli("orphans", "--db", db, "--json")
     answer = json.loads(result.stdout)
     assert result.exit_code == 0
-    assert [(o["kind"], o["id"]) for o in answer["orphans"]] == [("media", "m 2/x"), ("media", "m3"), ("media", "m4")]
+    assert [(o["kind"], o["id"]) for o in answer["orphans"]] == [
+        ("media", "1"), ("media", "m 2/x"), ("media", "m3"), ("media", "m4")]
     assert answer["unknown"] == [] and answer["missing"] == []
     assert any("drafts is invisible" in note for note in answer["basis"]["notes"])
 
 
 def test_orphans_csv_and_text(crawled, run_cli, db):
     result = run_cli("orphans", "--db", db, "--csv")
-    assert result.stdout == "kind,id\nmedia,m 2/x\nmedia,m3\nmedia,m4\n"
+    assert result.stdout == "kind,id\nmedia,1\nmedia,m 2/x\nmedia,m3\nmedia,m4\n"
     assert "invisible to the API" in result.stderr
     assert "invisible to the API" in run_cli("orphans", "--db", db).stdout
-    assert "  document:2\n1 orphans" in run_cli("orphans", "--db", db, "--kind", "document").stdout
+    assert "  document:2\n1 orphan\n" in run_cli("orphans", "--db", db, "--kind", "document").stdout
 
 
 def test_impact_json_shape_and_truth(crawled, run_cli, db):
@@ -91,7 +93,7 @@ def test_path_and_stats(crawled, run_cli, db):
     assert json.loads(result.stdout)["path"] == ["document:2", "document:1", "media:m1"]
     assert json.loads(run_cli("path", "media:m1", "document:2", "--db", db, "--json").stdout)["path"] is None
     stats = json.loads(run_cli("stats", "--db", db, "--json").stdout)
-    assert stats["nodes"] == {"media": 4, "document": 2}
+    assert stats["nodes"] == {"media": 5, "document": 2}
     assert stats["references"] == {"total": 4, "by_origin": {"media": 1, "publication": 3}}
     assert stats["most_referenced_media"][0] | {"media_type": None} == {
         "node": "media:m1", "kind": "media", "id": "m1", "media_type": None, "referrers": 2, "references": 3}
@@ -111,12 +113,14 @@ def test_export_formats_read_back(crawled, run_cli, db, fmt, tmp_path):
     elif fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(text)))
         g = nx.MultiDiGraph([(r["source"], r["target"]) for r in rows])
-        g.add_nodes_from(["media:m 2/x", "media:m4"])  # csv lists references only
+        g.add_nodes_from(["media:m 2/x", "media:m4", "media:1"])  # csv lists references only
     else:
         (parsed,) = pydot.graph_from_dot_data(text)
         g = nx.MultiDiGraph([(e.get_source(), e.get_destination()) for e in parsed.get_edges()])
         g.add_nodes_from(n.get_name() for n in parsed.get_nodes())
-    assert (g.number_of_nodes(), g.number_of_edges()) == (6, 4)
+    assert (g.number_of_nodes(), g.number_of_edges()) == (7, 4)
+    if fmt == "gexf":  # GEXF's edge type is directed/undirected, not the reference's type
+        assert ' type="image"' not in text and 'label="media:1"' in text
 
 
 def test_token_never_shows_up(tmp_path, sandbox, run_cli, db):
@@ -154,7 +158,7 @@ def test_a_bad_seed_line_stops_before_any_request(tmp_path, sandbox, run_cli, db
     (["media:x", "--token-file", "/no/such/file"], None, "/no/such/file: cannot read token file"),
     (["media:x"], "two words", "token must be one line"),
     (["media:x", "--base-url", "ftp://x"], DEFAULT_TOKEN, "--base-url: not an http(s) URL"),
-    (["media:x", "--endpoints", "media,images"], DEFAULT_TOKEN, "unknown endpoint 'images'"),
+    (["media:x", "--endpoints", "media,images"], DEFAULT_TOKEN, "unknown origin 'images'"),
     (["bogus"], DEFAULT_TOKEN, "expected media:ID or document:ID"),
     ([], DEFAULT_TOKEN, "no seeds"),
 ])

@@ -35,6 +35,15 @@ def test_every_command_has_help_an_example_and_a_readme_section(command):
     assert f"refgraph {command}" in body.split("\n\n", 1)[1]  # a copy-paste example
 
 
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_option_is_documented_in_its_readme_section(command):
+    body = README.split(f"### `refgraph {command}`")[1].split("\n### ")[0].split("\n## ")[0]
+    shared = README.split("## Usage")[1].split("### ")[0]  # options every query command takes
+    for param in cli.commands[command].params:
+        for flag in [o for o in param.opts if o.startswith("--") and o != "--help"]:
+            assert flag in body or flag in shared, f"{flag} of {command} is not in the README"
+
+
 def test_exit_code_table_matches_the_code():
     table = README.split("<!-- exit codes:")[1].split("\n## ")[0]
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
