@@ -10,13 +10,12 @@ import json
 import sqlite3
 
 from . import graph, queries
-from .model import Node, endpoints_for
+from .model import ORIGINS, Node, endpoints_for
 
 __all__ = ["refs_answer", "impact_answer", "orphans_answer", "path_answer", "stats_answer", "NodeNotStored"]
 
 DRAFT_MEDIA_NOTE = ("media used only in unpublished drafts is invisible to the API (there is no drafts "
                     "endpoint for media): such media shows as unreferenced here")
-DRAFT_ORIGIN_NOTE = "references from drafts are not included: crawl with drafts and keep them in --endpoints"
 
 
 class NodeNotStored(LookupError):
@@ -30,10 +29,12 @@ def node_json(node: Node) -> dict:
 def basis(conn: sqlite3.Connection, origins: set[str], kind: str | None = None) -> dict:
     first, last = queries.fetched_range(conn, kind)
     notes = []
+    left_out = sorted(set(ORIGINS) - set(origins) - ({"draft"} if kind == "media" else set()))
+    if left_out:
+        notes.append(f"references through {', '.join(left_out)} are left out of this answer (--endpoints): "
+                     "'nothing references' means nothing through the origins looked at")
     if kind in (None, "media"):
         notes.append(DRAFT_MEDIA_NOTE)
-    if "draft" not in origins:
-        notes.append(DRAFT_ORIGIN_NOTE)
     if "publication" in origins:
         notes.append("publication references come from a search index and are eventually consistent; "
                      "references from document lists are not reported by the API")

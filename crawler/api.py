@@ -28,6 +28,9 @@ PAGE_LIMIT = 100
 DEFAULT_TIMEOUT = 30.0
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a hostile or broken server cannot make us hold more
 MAX_REDIRECTS = 3
+# One target's pages at most (a million referrers): a server that never stops listing new
+# sources ends as a failed node, not as a crawl that never ends.
+MAX_PAGES = 10_000
 
 
 class ApiError(Exception):
@@ -149,12 +152,15 @@ def validate_base_url(text: str) -> str:
     """
     try:
         url = yarl.URL(text.strip())
+        shown = repr(str(url.with_user(None)) if url.user or url.password else text)  # never echo a password
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"not a URL: {text!r} ({exc})") from None
+        raise ValueError(f"not a URL ({exc})") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"not an http(s) URL with a host: {text!r}")
-    if url.query_string or url.fragment or url.user or url.password:
-        raise ValueError(f"base URL must not carry a query, fragment or credentials: {text!r}")
+        raise ValueError(f"not an http(s) URL with a host: {shown}")
+    if url.user or url.password:
+        raise ValueError(f"credentials do not belong in the URL (the token comes from $LIVINGDOCS_TOKEN): {shown}")
+    if url.query_string or url.fragment:
+        raise ValueError(f"base URL must not carry a query or fragment: {shown}")
     return str(url).rstrip("/")
 
 

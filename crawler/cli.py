@@ -98,10 +98,11 @@ def _echo_lines(lines, err: bool = False) -> None:
 
 def _finish(answer: dict, as_json: bool, text_lines, csv_text=None, warn: list[str] = ()) -> None:
     """Data to stdout, people's notes to stderr; exit 3 when the answer is not complete."""
+    # Data is written as it is: click.echo would strip escape sequences from ids off a terminal.
     if as_json:
-        click.echo(output.to_json(answer), nl=False)
+        sys.stdout.write(output.to_json(answer))
     elif csv_text is not None:
-        click.echo(csv_text, nl=False)
+        sys.stdout.write(csv_text)
         _echo_lines(output.basis_lines(answer["basis"]), err=True)
     else:
         _echo_lines(output.basis_lines(answer["basis"]) + [""] + text_lines)
@@ -193,6 +194,10 @@ def crawl(nodes, seeds_file, base_url, api_version, origins, concurrency, max_de
         raise InputError(str(exc)) from None
     if not seeds:
         raise click.UsageError("no seeds: give NODE arguments (media:ID, document:ID) or --seeds-file")
+    for kind in sorted({s.kind for s in seeds}):
+        if not endpoints_for(kind, origins):
+            raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
+                             "seeds through these origins (the API has no drafts endpoint for media)")
     try:
         base_url = validate_base_url(base_url)
     except ValueError as exc:
@@ -341,6 +346,8 @@ def export(conn, fmt, out_path):
     Example:
       refgraph export --format graphml --db refs.db -o refs.graphml
     """
+    if out_path is not None and Path(out_path).resolve() in _database_files(conn):
+        raise InputError(f"--output {out_path}: that is the database itself")
     graph = load_graph(conn)
     if out_path is None:
         write_graph(graph, fmt, sys.stdout)
@@ -350,6 +357,16 @@ def export(conn, fmt, out_path):
             write_graph(graph, fmt, out)
     except OSError as exc:
         raise InputError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _database_files(conn: sqlite3.Connection) -> set[Path]:
+    main = Path(conn.execute("PRAGMA database_list").fetchone()[2]).resolve()
+    return {main, *(main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+
+
+def _command_of(exc: click.UsageError) -> str:
+    ctx = exc.ctx
+    return f"{ctx.info_name} " if ctx is not None and ctx.parent is not None else ""
 
 
 def _answer(func, conn, *args):
@@ -367,9 +384,17 @@ cli.add_command(demo)
 
 
 def main() -> None:
+    """The console script: click without its standalone handling, so that a usage error is one
+    line, and Ctrl-C is exit 130 wherever it lands (click would say "Aborted!" and exit 1)."""
     try:
-        cli(prog_name="refgraph")
-    except KeyboardInterrupt:
+        cli.main(prog_name="refgraph", standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"Error: {exc.format_message()} (see refgraph {_command_of(exc)}--help)", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:

@@ -56,7 +56,9 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds):
             try:
                 dataset.write_seeds(write_seeds)
             except OSError as exc:
-                raise click.ClickException(f"{write_seeds}: cannot write seeds ({exc.strerror or exc})") from None
+                error = click.ClickException(f"{write_seeds}: cannot write seeds ({exc.strerror or exc})")
+                error.exit_code = EXIT_USAGE
+                raise error from None
             click.echo(f"wrote {len(dataset.media_ids())} media seeds to {write_seeds}", err=True)
         click.echo(f"sandbox API at {base_url} (versions {', '.join(VERSIONS)}); "
                    f"token '{DEFAULT_TOKEN}', without drafts scope '{DEFAULT_NO_DRAFTS_TOKEN}'; "

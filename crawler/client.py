@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 from collections import Counter
 
@@ -17,6 +18,7 @@ import yarl
 
 from .api import (
     MAX_BODY_BYTES,
+    MAX_PAGES,
     MAX_REDIRECTS,
     PAGE_LIMIT,
     AuthRejected,
@@ -50,7 +52,7 @@ class Client:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, version: str, *,
                  stats: Counter | None = None, retries: int = DEFAULT_RETRIES,
                  backoff: float = DEFAULT_BACKOFF, limit: int = PAGE_LIMIT,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, secret: str | None = None, max_pages: int = MAX_PAGES):
         self.session = session
         self.base_url = base_url
         self.version = version
@@ -58,8 +60,11 @@ class Client:
         self.retries = retries
         self.backoff = backoff
         self.limit = limit
+        self.max_pages = max_pages
         self.rng = rng or random.Random()
         self._origin = yarl.URL(base_url).origin()
+        # A server that echoes the token back must not get it into errors or the database.
+        self._secret = secret.encode() if secret else None
 
     async def incoming(self, endpoint: Endpoint, node: Node) -> FetchResult:
         """All referrers of ``node`` through ``endpoint``.
@@ -71,10 +76,15 @@ class Client:
         sources: set[Node] = set()
         offset, cursor, pages, total = 0, None, 0, None
         while True:
+            if pages >= self.max_pages:
+                exc = NodeUnavailable(f"gave up after {pages} pages ({len(sources)} referrers): the server "
+                                      "keeps listing new sources")
+                raise NodeUnavailable(str(exc), FetchResult(node, endpoint, "failed", list(refs.values()),
+                                                            len(sources), pages, total, str(exc)))
             query = {"limit": self.limit, **({"after": cursor} if cursor else {"offset": offset})}
             url = endpoint_url(self.base_url, self.version, endpoint, node, query)
             try:
-                page = await self._fetch_page(url, endpoint, node)
+                page = await self._fetch_page(url, endpoint, node, first=pages == 0)
                 pages += 1
                 before = len(sources)
                 for ref in page.references:
@@ -95,10 +105,17 @@ class Client:
             cursor = page.cursor
         return FetchResult(node, endpoint, "complete", list(refs.values()), len(sources), pages, total)
 
-    async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page:
+    async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint, node: Node, first: bool = True) -> Page:
         attempt, redirects = 0, 0
         while True:
-            outcome = await self._attempt(url, endpoint, node)
+            try:
+                outcome = await self._attempt(url, endpoint, node)
+            except NodeMissing as exc:
+                if first:
+                    raise
+                # It answered a moment ago: deleted while being paged, or a flaky route. Either
+                # way the referrers are not all known.
+                raise NodeUnavailable(f"{exc} on a later page") from None
             if isinstance(outcome, Page):
                 return outcome
             if isinstance(outcome, yarl.URL):
@@ -140,21 +157,33 @@ class Client:
             return f"connection error ({type(exc).__name__})", None
 
     async def _read_page(self, resp: aiohttp.ClientResponse, endpoint: Endpoint, node: Node) -> Page | Fault:
-        raw = await _read_capped(resp)
+        raw = self._redact(await _read_capped(resp))
         try:
-            body = json.loads(raw)
-        except ValueError:  # truncated or garbled in transit: worth another try
-            self.stats["faults/malformed"] += 1
-            return "malformed JSON", None
-        try:
+            body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
             return parse_page(body, endpoint, node)
         except MalformedPage as exc:
             raise NodeUnavailable(f"unexpected answer from {resp.url.path}: {exc}") from None
+        except RecursionError:
+            raise NodeUnavailable(f"unexpected answer from {resp.url.path}: JSON nested too deeply") from None
+        except ValueError:  # truncated or garbled in transit: worth another try
+            self.stats["faults/malformed"] += 1
+            return "malformed JSON", None
+
+    def _redact(self, data: bytes) -> bytes:
+        if self._secret and self._secret in data:
+            return data.replace(self._secret, b"[redacted]")
+        return data
 
     def _redirect_target(self, resp: aiohttp.ClientResponse) -> yarl.URL:
         location = resp.headers.get("Location", "")
-        target = resp.url.join(yarl.URL(location, encoded=True))
-        if target.origin() != self._origin:
+        try:
+            target = resp.url.join(yarl.URL(location, encoded=True))
+            origin, credentials = target.origin(), target.user or target.password
+        except (ValueError, TypeError):  # yarl parses lazily: a bad port shows up only here
+            raise NodeUnavailable(f"HTTP {resp.status} with an unusable Location header") from None
+        if not location or credentials:
+            raise NodeUnavailable(f"HTTP {resp.status} with an unusable Location header")
+        if origin != self._origin:
             raise FatalResponse(f"the server redirected to {target.origin()}; refgraph does not send "
                                 f"the token to another host (use that as --base-url if you trust it)")
         return target
@@ -170,15 +199,15 @@ class Client:
         if status == 410:
             raise VersionGone(f"API version {self.version} is gone on this server; try a newer --api-version")
         if status not in (429, 500, 502, 503, 504):
-            head = (await resp.content.read(200)).decode("utf-8", "replace")
+            head = self._redact(await resp.content.read(200)).decode("utf-8", "replace")
             raise NodeUnavailable(f"HTTP {status} from {resp.url.path}: {head!r}")
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    if resp.content_length is not None:
-        if resp.content_length > MAX_BODY_BYTES:
-            raise NodeUnavailable(f"answer of {resp.content_length} bytes is over the {MAX_BODY_BYTES}-byte cap")
-        return await resp.read()
+    """The body, decompressed, refusing more than MAX_BODY_BYTES (Content-Length counts the
+    compressed bytes, so only counting what arrives protects against a gzip bomb)."""
+    if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
+        raise NodeUnavailable(f"answer of {resp.content_length} bytes is over the {MAX_BODY_BYTES}-byte cap")
     chunks, size = [], 0
     async for chunk in resp.content.iter_chunked(1 << 16):
         size += len(chunk)
@@ -186,6 +215,17 @@ async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
             raise NodeUnavailable(f"answer is over the {MAX_BODY_BYTES}-byte cap")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _reject_constant(name: str):
+    raise MalformedPage(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedPage(f"number {text[:40]} is out of range")
+    return value
 
 
 def _describe(fault: int | str) -> str:

@@ -64,17 +64,17 @@ def compare_with_truth(db: str, dataset: Dataset, seeds: list[Node]) -> list[str
             if {Node(o["kind"], o["id"]) for o in found["orphans"]} != dataset.orphans(kind, seeds):
                 wrong.append(f"{kind} orphans differ from the truth")
         example = impact_example(dataset)
-        got = answers.impact_answer(conn, example, ALL)
-        if {Node(n["kind"], n["id"]): n["depth"] for n in got["nodes"]} != dataset.impact(example):
+        got = answers.impact_answer(conn, example, ALL) if example else {"nodes": []}
+        if example and {Node(n["kind"], n["id"]): n["depth"] for n in got["nodes"]} != dataset.impact(example):
             wrong.append(f"impact of {example} differs from the truth")
     return wrong
 
 
-def impact_example(dataset: Dataset) -> Node:
+def impact_example(dataset: Dataset) -> Node | None:
     """A media entry whose impact reaches furthest up (ties: fewest referrers, then id)."""
     candidates = sorted({e.target for e in dataset.edges if e.target.kind == "media"}, key=Node.sort_key)
     scored = [(max(d.values()), -len(d), n) for n in candidates[:400] if (d := dataset.impact(n))]
-    return max(scored, key=lambda s: (s[0], s[1], s[2].sort_key()))[2]
+    return max(scored, key=lambda s: (s[0], s[1], s[2].sort_key()))[2] if scored else None
 
 
 def report_lines(result: DemoResult, db: str) -> list[str]:
@@ -89,10 +89,11 @@ def report_lines(result: DemoResult, db: str) -> list[str]:
         orphans = answers.orphans_answer(conn, "media", ALL)
         lines += _orphan_lines(orphans, result.dataset)
         example = impact_example(result.dataset)
-        impact = output.impact_text(answers.impact_answer(conn, example, ALL))
-        lines += ["", f"impact example (refgraph impact {example} --db {db}):"] + impact[:16]
-        if len(impact) > 16:
-            lines.append(f"  ... {len(impact) - 16} more lines")
+        if example is not None:
+            impact = output.impact_text(answers.impact_answer(conn, example, ALL))
+            lines += ["", f"impact example (refgraph impact {example} --db {db}):"] + impact[:16]
+            if len(impact) > 16:
+                lines.append(f"  ... {len(impact) - 16} more lines")
     verdict = "yes" if not result.mismatches else "NO: " + "; ".join(result.mismatches)
     return lines + ["", f"answers match the sandbox's ground truth: {verdict}"]
 

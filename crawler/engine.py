@@ -102,7 +102,16 @@ class _Crawl:
             self.report.message = "interrupted; finished fetches are stored, the rest stays unknown"
         if self.report.outcome == "complete" and self.report.failures:
             self.report.outcome = "failures"
+        self.flag_catastrophe()
         return self.report
+
+    def flag_catastrophe(self) -> None:
+        """Every node deleted upstream is far likelier a wrong --base-url or version: say so."""
+        counts = self.report.counts
+        if self.report.outcome == "complete" and counts["fetched"] and counts["missing"] == counts["fetched"]:
+            self.report.outcome = "failures"
+            self.report.message = ("every fetch answered 404: check --base-url (the server root, without "
+                                   "/api/VERSION) and --api-version; nothing is known about these nodes")
 
     async def work(self) -> None:
         while True:
@@ -113,7 +122,7 @@ class _Crawl:
             except STOPPING_ERRORS as exc:
                 self.stop(str(exc))
             except Exception as exc:  # the writer failed: nothing more can be stored
-                self.stop(f"stopped: {type(exc).__name__}: {exc}")
+                self.stop(f"could not store results: {type(exc).__name__}: {exc}")
             finally:
                 self.queue.task_done()
 
@@ -134,6 +143,10 @@ class _Crawl:
                 raise
             self.switch_off_drafts(str(exc))
             return
+        except STOPPING_ERRORS:
+            raise
+        except Exception as exc:  # an answer nobody foresaw: this node is unknown, the crawl goes on
+            result = FetchResult(node, endpoint, "failed", [], error=f"unexpected {type(exc).__name__}: {exc}"[:500])
         await self.sink.put(result)
         self.count(result)
         for source in sorted(result.sources):

@@ -13,7 +13,7 @@ from typing import IO
 
 import networkx as nx
 
-from . import queries
+from . import output, queries
 
 __all__ = ["FORMATS", "load_graph", "write_graph"]
 
@@ -69,8 +69,24 @@ def _write_csv(graph: nx.MultiDiGraph, out: IO[str]) -> None:
                          data["reference"]])
 
 
+def _xml_safe(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """XML 1.0 cannot hold most control characters: ids that carry them are escaped as in the
+    terminal output (``\\x1b``), so that the file stays well-formed."""
+    def clean(value):
+        return output.safe(value) if isinstance(value, str) and not value.isprintable() else value
+
+    if all(n.isprintable() for n in graph.nodes):
+        return graph
+    out = nx.relabel_nodes(graph, {n: clean(n) for n in graph.nodes})
+    for _, data in out.nodes(data=True):
+        data.update({k: clean(v) for k, v in data.items()})
+    return out
+
+
 def write_graph(graph: nx.MultiDiGraph, fmt: str, out: IO[str]) -> None:
     """Write ``graph`` to the text stream ``out`` in one of FORMATS."""
+    if fmt in ("graphml", "gexf"):
+        graph = _xml_safe(graph)
     if fmt == "graphml":
         out.write("\n".join(nx.generate_graphml(graph)) + "\n")
     elif fmt == "gexf":

@@ -27,6 +27,11 @@ ORIGIN_OPTIONS = {"media": "media", "publications": "publication", "drafts": "dr
 STATUSES = ("complete", "failed", "missing")
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """repr() of text, cut short: an error message names an input, it does not repeat it whole."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 def _has_control_chars(text: str) -> bool:
     return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
@@ -47,13 +52,13 @@ def normalize_id(kind: str, raw: Any) -> str:
             return str(raw)
         if isinstance(raw, str) and raw.isascii() and raw.isdigit():
             return str(int(raw))
-        raise ValueError(f"document ids are non-negative integers, got {raw!r}")
+        raise ValueError(f"document ids are non-negative integers, got {_short(repr(raw))}")
     if kind == "media":
         if isinstance(raw, int):
             return str(raw)
         if isinstance(raw, str) and raw:
             return raw
-        raise ValueError(f"media ids are non-empty strings, got {raw!r}")
+        raise ValueError(f"media ids are non-empty strings, got {_short(repr(raw))}")
     raise ValueError(f"unknown kind {kind!r} (expected media or document)")
 
 
@@ -81,13 +86,15 @@ class Node:
         """
         kind, sep, raw = text.partition(":")
         if not sep:
-            raise ValueError(f"expected media:ID or document:ID, got {text!r}")
+            raise ValueError(f"expected media:ID or document:ID, got {_short(text)}")
         if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r} in {text!r} (expected media:ID or document:ID)")
+            raise ValueError(f"unknown kind {_short(kind)} in {_short(text)} (expected media:ID or document:ID)")
         if not raw:
-            raise ValueError(f"empty id in {text!r}")
+            raise ValueError(f"empty id in {_short(text)}")
         if _has_control_chars(raw):
-            raise ValueError(f"control character in id {raw!r}")
+            raise ValueError(f"control character in id {_short(raw)}")
+        if raw != raw.strip():
+            raise ValueError(f"id {_short(raw)} starts or ends with a space")
         return cls.of(kind, raw)
 
     def __str__(self) -> str:

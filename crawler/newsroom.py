@@ -150,8 +150,9 @@ class _Newsroom:
 
     def _article_media(self) -> list[tuple[Node, dict]]:
         rng, refs = self.rng, []
-        lead = [self.images.pick() for _ in range(rng.choices(range(1, 6), (25, 30, 25, 12, 8))[0])]
-        for img in lead if self.images else ():
+        count = rng.choices(range(1, 6), (25, 30, 25, 12, 8))[0]
+        lead = [self.images.pick() for _ in range(count)] if self.images else []
+        for img in lead:
             fields = _directive(rng, img, "image", "image")
             if rng.random() < 0.005:  # an unknown nested field a lossless store must keep
                 fields["focalPoint"] = {"x": 0.5, "y": 0.3}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,16 +19,27 @@ __all__ = [
 ]
 
 
-def safe(text: Any) -> str:
-    """Text with control characters escaped.
+# Control (C0, C1), format (bidi overrides, zero-width) and line/paragraph separators: what a
+# hostile id could use to move the cursor, rewrite the terminal or reorder what is shown.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
-    >>> safe("media:a\\x1b[31m")
-    'media:a\\\\x1b[31m'
+
+def _escape(ch: str) -> str:
+    if unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
+        return ch
+    return f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
+
+
+def safe(text: Any) -> str:
+    """Text fit for a terminal: control, format and separator characters escaped.
+
+    >>> safe("media:a\\x1b[31m"), safe("x\\u202egnp.exe")
+    ('media:a\\\\x1b[31m', 'x\\\\u202egnp.exe')
     """
     text = str(text)
-    if all(32 <= ord(ch) != 127 for ch in text):
+    if text.isprintable():
         return text
-    return "".join(ch if 32 <= ord(ch) != 127 else f"\\x{ord(ch):02x}" for ch in text)
+    return "".join(_escape(ch) for ch in text)
 
 
 def plural(count: int, word: str) -> str:

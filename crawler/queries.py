@@ -143,6 +143,9 @@ def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> tuple[lis
     and, apart, every other node of that kind (node_id -> Node) whose coverage decides why."""
     names = [e.name for e in endpoints_for(kind, origins)]
     origin_list = sorted(origins)
+    if not names:  # no endpoint lists referrers of this kind through these origins: all unknown
+        rows = conn.execute("SELECT node_id, id FROM nodes WHERE kind = ?", (kind,)).fetchall()
+        return [], {node_id: Node(kind, ident) for node_id, ident in rows}
     found = conn.execute(
         f"""SELECT n.node_id, n.id FROM nodes n
             WHERE n.kind = ?

@@ -56,11 +56,15 @@ async def run_crawl(settings: CrawlSettings) -> CrawlRun:
     stats: Counter = Counter()
     store = await Store.open(settings.db)
     try:
+        previous = await store.previous_base_url()
         crawl_id = await store.begin_crawl(
             base_url=settings.base_url, api_version=settings.api_version,
             origins=settings.options.origins, args=settings.recorded_args(), seeds=settings.options.seeds)
         writer = BatchWriter(store, crawl_id)
         report = await _crawl_with_session(settings, writer, stats)
+        if previous not in (None, settings.base_url):
+            report.warnings.append(f"this database was last crawled from {previous}; answers now mix "
+                                   f"both servers (use one database per installation)")
         try:
             await writer.close()
         except Exception as exc:  # e.g. disk full: the run is recorded as fatal, not as done
@@ -77,7 +81,8 @@ async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stat
     async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
                             concurrency=settings.options.concurrency) as session:
         client = Client(session, settings.base_url, settings.api_version, stats=stats,
-                        retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit)
+                        retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit,
+                        secret=settings.token)
         with _signals_interrupt() as interrupt:
             return await crawl(client, writer, settings.options, stats, interrupt)
 

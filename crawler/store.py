@@ -137,11 +137,17 @@ class Store:
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         check_database(path, must_exist=False)
-        conn = await aiosqlite.connect(str(path))
+        try:
+            conn = await aiosqlite.connect(str(path))
+        except sqlite3.Error as exc:
+            raise NotARefgraphDatabase(f"{path}: cannot open the database ({exc})") from None
         try:
             await conn.executescript(schema_sql())
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it consistent on crash
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise NotARefgraphDatabase(f"{path}: cannot write to the database ({exc})") from None
         except BaseException:
             await conn.close()
             raise
@@ -149,6 +155,11 @@ class Store:
 
     async def close(self) -> None:
         await self.conn.close()
+
+    async def previous_base_url(self) -> str | None:
+        async with self.conn.execute("SELECT base_url FROM crawls ORDER BY crawl_id DESC LIMIT 1") as cursor:
+            row = await cursor.fetchone()
+        return row[0] if row else None
 
     async def begin_crawl(self, *, base_url: str, api_version: str, origins: Iterable[str],
                           args: dict[str, Any], seeds: Iterable[Node]) -> int:

@@ -49,3 +49,15 @@ def test_exit_code_table_matches_the_code():
     documented = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
     actual = {v for k, v in vars(cli_module).items() if k.startswith("EXIT_")}
     assert documented == actual == {0, 1, 2, 3, 130}
+
+
+def test_the_console_script_gives_one_line_usage_errors():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "crawler", "impact", "not-a-node", "--db", "x.db"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "Error: Invalid value for 'NODE': expected media:ID or document:ID, got 'not-a-node' "
+        "(see refgraph impact --help)"]
