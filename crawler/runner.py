@@ -53,6 +53,11 @@ class CrawlRun:
 
 async def run_crawl(settings: CrawlSettings) -> CrawlRun:
     """Crawl, store, record. A Ctrl-C ends it as 'interrupted' with everything finished kept."""
+    with _signals_interrupt() as interrupt:  # from the start: a signal never leaves a 'running' row
+        return await _run(settings, interrupt)
+
+
+async def _run(settings: CrawlSettings, interrupt: asyncio.Event) -> CrawlRun:
     stats: Counter = Counter()
     store = await Store.open(settings.db)
     try:
@@ -61,7 +66,7 @@ async def run_crawl(settings: CrawlSettings) -> CrawlRun:
             base_url=settings.base_url, api_version=settings.api_version,
             origins=settings.options.origins, args=settings.recorded_args(), seeds=settings.options.seeds)
         writer = BatchWriter(store, crawl_id)
-        report = await _crawl_with_session(settings, writer, stats)
+        report = await _crawl_with_session(settings, writer, stats, interrupt)
         if previous not in (None, settings.base_url):
             report.warnings.append(f"this database was last crawled from {previous}; answers now mix "
                                    f"both servers (use one database per installation)")
@@ -77,14 +82,14 @@ async def run_crawl(settings: CrawlSettings) -> CrawlRun:
     return CrawlRun(crawl_id, report, stats)
 
 
-async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stats: Counter) -> CrawlReport:
+async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stats: Counter,
+                              interrupt: asyncio.Event) -> CrawlReport:
     async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
                             concurrency=settings.options.concurrency) as session:
         client = Client(session, settings.base_url, settings.api_version, stats=stats,
                         retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit,
                         secret=settings.token)
-        with _signals_interrupt() as interrupt:
-            return await crawl(client, writer, settings.options, stats, interrupt)
+        return await crawl(client, writer, settings.options, stats, interrupt)
 
 
 @contextlib.contextmanager

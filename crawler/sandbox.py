@@ -88,7 +88,8 @@ class Stats:
     """
 
     def __init__(self, hold_until_in_flight: int | None = None,
-                 hold_timeout: float = DEFAULT_HOLD_TIMEOUT):
+                 hold_timeout: float = DEFAULT_HOLD_TIMEOUT, on_request: Callable[[], None] | None = None):
+        self.on_request = on_request  # called from the server's thread as each request arrives
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests = 0
@@ -100,6 +101,8 @@ class Stats:
         self._released = asyncio.Event()
 
     async def arrive(self) -> None:
+        if self.on_request is not None:
+            self.on_request()
         self.requests += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -246,10 +249,11 @@ class _Sandbox:
 def make_app(dataset: Dataset, *, token: str = DEFAULT_TOKEN,
              no_drafts_token: str = DEFAULT_NO_DRAFTS_TOKEN, latency: float = 0.0,
              hold_until_in_flight: int | None = None, hold_timeout: float = DEFAULT_HOLD_TIMEOUT,
+             on_request: Callable[[], None] | None = None,
              prefix: str = "") -> web.Application:
     """The API app. ``app["stats"]`` is its ``Stats``; ``prefix`` mounts it under a path."""
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-    stats = Stats(hold_until_in_flight, hold_timeout)
+    stats = Stats(hold_until_in_flight, hold_timeout, on_request)
     sandbox = _Sandbox(dataset, token, no_drafts_token, latency, prefix, stats)
     app = web.Application()
     # Every path reaches one handler, which parses raw_path itself: aiohttp's router sees the
