@@ -113,8 +113,9 @@ def path_answer(conn: sqlite3.Connection, source: Node, target: Node, origins: s
 
 def stats_answer(conn: sqlite3.Connection, top: int = 10) -> dict:
     nodes = {k: n for k, n in conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind")}
-    media_types = {t or "never referenced, type unknown": n for t, n in conn.execute(
-        "SELECT media_type, count(*) FROM nodes WHERE kind = 'media' GROUP BY media_type ORDER BY 1")}
+    media_types = {t or "type unknown (never referenced)": n for t, n in conn.execute(
+        "SELECT media_type, count(*) FROM nodes WHERE kind = 'media' GROUP BY media_type"
+        " ORDER BY media_type IS NULL, media_type")}
     edges = {o: n for o, n in conn.execute(
         "SELECT origin, count(*) FROM edges WHERE removed_crawl IS NULL GROUP BY origin ORDER BY 1")}
     most = [{"node": f"media:{ident}", "kind": "media", "id": ident, "media_type": mtype,

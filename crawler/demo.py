@@ -71,9 +71,10 @@ def compare_with_truth(db: str, dataset: Dataset, seeds: list[Node]) -> list[str
 
 
 def impact_example(dataset: Dataset) -> Node | None:
-    """A media entry whose impact reaches furthest up (ties: fewest referrers, then id)."""
+    """A media entry whose impact fits on a screen and reaches furthest up (then: most origins,
+    fewest referrers, id)."""
     candidates = sorted({e.target for e in dataset.edges if e.target.kind == "media"}, key=Node.sort_key)
-    scored = [(max(d.values()), -len(d), n) for n in candidates[:400] if (d := dataset.impact(n))]
+    scored = [(max(d.values()), -len(d), n) for n in candidates[:400] if 0 < len(d := dataset.impact(n)) <= 12]
     return max(scored, key=lambda s: (s[0], s[1], s[2].sort_key()))[2] if scored else None
 
 
@@ -91,9 +92,9 @@ def report_lines(result: DemoResult, db: str) -> list[str]:
         example = impact_example(result.dataset)
         if example is not None:
             impact = output.impact_text(answers.impact_answer(conn, example, ALL))
-            lines += ["", f"impact example (refgraph impact {example} --db {db}):"] + impact[:16]
-            if len(impact) > 16:
-                lines.append(f"  ... {len(impact) - 16} more lines")
+            lines += ["", f"impact example (refgraph impact {example} --db {db}):"] + impact[:26]
+            if len(impact) > 26:
+                lines.append(f"  ... {len(impact) - 26} more lines")
     verdict = "yes" if not result.mismatches else "NO: " + "; ".join(result.mismatches)
     return lines + ["", f"answers match the sandbox's ground truth: {verdict}"]
 
