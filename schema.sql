@@ -24,8 +24,10 @@ CREATE TABLE IF NOT EXISTS crawls (
     origins     TEXT NOT NULL,             -- enabled origins, comma-separated, sorted
     args_json   TEXT NOT NULL,
     outcome     TEXT NOT NULL DEFAULT 'running'
-                CHECK (outcome IN ('running', 'complete', 'failures', 'fatal', 'interrupted')),
+                CHECK (outcome IN ('running', 'complete', 'failures', 'suspect', 'fatal', 'interrupted')),
     message     TEXT,                      -- why a crawl stopped, warnings it raised
+    flags       TEXT,                      -- JSON list: why the result looks like a catastrophe
+    resumed     INTEGER NOT NULL DEFAULT 0, -- how often --resume carried this crawl on
     seeds       INTEGER NOT NULL DEFAULT 0,
     fetched     INTEGER NOT NULL DEFAULT 0, -- (node, endpoint) pairs finished
     failed      INTEGER NOT NULL DEFAULT 0,
@@ -34,6 +36,14 @@ CREATE TABLE IF NOT EXISTS crawls (
     requests    INTEGER NOT NULL DEFAULT 0,
     stats_json  TEXT
 );
+
+-- The seeds a crawl started from: with the references it stored, they give back its frontier,
+-- so that --resume can carry on after an interruption or a kill.
+CREATE TABLE IF NOT EXISTS crawl_seeds (
+    crawl_id INTEGER NOT NULL REFERENCES crawls (crawl_id),
+    node_id  INTEGER NOT NULL REFERENCES nodes (node_id),
+    PRIMARY KEY (crawl_id, node_id)
+) WITHOUT ROWID;
 
 -- Per (node, endpoint): did the last crawl of it finish, and when. A node is known only when
 -- every endpoint that applies to it is 'complete'; 'missing' is the API's 404 (deleted upstream).
@@ -70,3 +80,4 @@ CREATE TABLE IF NOT EXISTS edges (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS edges_by_source ON edges (source_id);
+CREATE INDEX IF NOT EXISTS fetches_by_crawl ON fetches (crawl_id);

@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections import Counter
+from typing import NoReturn
 
 import aiohttp
 import yarl
@@ -34,12 +35,17 @@ from .api import (
 )
 from .model import Endpoint, FetchResult, Node, Reference
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, parse_retry_after, should_retry
+from .throttle import Throttle
 
 __all__ = ["Client"]
 
 # What one attempt can end as, besides a page: a redirect to follow, or a transient fault
 # (an HTTP status or a transport fault's name) with the server's Retry-After, if any.
 Fault = tuple[int | str, float | None]
+PUSHBACK_STATUSES = (429, 503)  # the server says it is overloaded: the whole crawl slows down
+# Search-backed servers list no further than this offset; past it only a cursor goes on.
+OFFSET_WINDOW = 10_000
+MAX_RESTARTS = 3  # pagings started over because the content moved, before giving up
 
 
 class Client:
@@ -52,7 +58,8 @@ class Client:
     def __init__(self, session: aiohttp.ClientSession, base_url: str, version: str, *,
                  stats: Counter | None = None, retries: int = DEFAULT_RETRIES,
                  backoff: float = DEFAULT_BACKOFF, limit: int = PAGE_LIMIT,
-                 rng: random.Random | None = None, secret: str | None = None, max_pages: int = MAX_PAGES):
+                 rng: random.Random | None = None, secret: str | None = None, max_pages: int = MAX_PAGES,
+                 throttle: Throttle | None = None):
         self.session = session
         self.base_url = base_url
         self.version = version
@@ -61,6 +68,7 @@ class Client:
         self.backoff = backoff
         self.limit = limit
         self.max_pages = max_pages
+        self.throttle = throttle or Throttle(concurrency=1_000_000, stats=self.stats)
         self.rng = rng or random.Random()
         self._origin = yarl.URL(base_url).origin()
         # A server that echoes the token back must not get it into errors or the database.
@@ -72,38 +80,34 @@ class Client:
         Raises NodeMissing (404), NodeUnavailable (with the pages that did arrive), or one of
         the errors that stop a crawl (AuthRejected, VersionGone, Forbidden, FatalResponse).
         """
-        refs: dict[tuple, Reference] = {}
-        sources: set[Node] = set()
-        offset, cursor, pages, total = 0, None, 0, None
+        for _ in range(MAX_RESTARTS):
+            paging = _Paging(node, endpoint)
+            if await self._page_through(paging):
+                return paging.result("complete")
+            self.stats["paging/restart"] += 1
+        paging.fail(f"the referrers kept changing while being paged ({MAX_RESTARTS} tries)")
+
+    async def _page_through(self, p: _Paging) -> bool:
+        """Fetch every page into ``p``; False when the content moved under offset paging and the
+        target must be paged again from the start."""
         while True:
-            if pages >= self.max_pages:
-                exc = NodeUnavailable(f"gave up after {pages} pages ({len(sources)} referrers): the server "
-                                      "keeps listing new sources")
-                raise NodeUnavailable(str(exc), FetchResult(node, endpoint, "failed", list(refs.values()),
-                                                            len(sources), pages, total, str(exc)))
-            query = {"limit": self.limit, **({"after": cursor} if cursor else {"offset": offset})}
-            url = endpoint_url(self.base_url, self.version, endpoint, node, query)
+            if p.pages >= self.max_pages:
+                p.fail(f"gave up after {p.pages} pages ({len(p.sources)} referrers): the server keeps listing new sources")
+            if p.cursor is None and p.offset >= OFFSET_WINDOW:
+                if p.total is not None and len(p.sources) >= p.total:
+                    return True
+                p.fail(f"{len(p.sources)} of {p.total if p.total is not None else 'more'} referrers: the server gives "
+                       f"no cursor and does not page past offset {OFFSET_WINDOW}")
+            query = {"limit": self.limit, **({"after": p.cursor} if p.cursor else {"offset": p.offset})}
+            url = endpoint_url(self.base_url, self.version, p.endpoint, p.node, query)
             try:
-                page = await self._fetch_page(url, endpoint, node, first=pages == 0)
-                pages += 1
-                before = len(sources)
-                for ref in page.references:
-                    refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
-                    sources.add(ref.source)
-                total = page.total if page.total is not None else total
-                if page.entries < self.limit:
-                    break
-                if len(sources) == before:
-                    raise NodeUnavailable(f"page {pages} repeated earlier sources only; paging made no progress")
-                if page.cursor and page.cursor == cursor:
-                    raise NodeUnavailable(f"page {pages} returned the cursor it was asked with")
+                page = await self._fetch_page(url, p.endpoint, p.node, first=p.pages == 0)
             except NodeUnavailable as exc:
-                partial = FetchResult(node, endpoint, "failed", list(refs.values()), len(sources),
-                                      pages, total, str(exc))
-                raise NodeUnavailable(str(exc), partial) from None
-            offset += page.entries
-            cursor = page.cursor
-        return FetchResult(node, endpoint, "complete", list(refs.values()), len(sources), pages, total)
+                p.fail(str(exc))
+            if p.cursor is None and None not in (p.total, page.total) and page.total != p.total:
+                return False  # offsets shifted: sources would be skipped or repeated
+            if p.take(page, self.limit):
+                return True
 
     async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint, node: Node, first: bool = True) -> Page:
         attempt, redirects = 0, 0
@@ -130,9 +134,21 @@ class Client:
             if delay is None:
                 raise NodeUnavailable(f"{_describe(fault)} after {attempt} attempt(s)")
             self.stats["retry/count"] += 1
-            await asyncio.sleep(delay)
+            if fault in PUSHBACK_STATUSES:
+                self.throttle.push_back(delay)  # everyone waits, this worker too (in acquire)
+            else:
+                await asyncio.sleep(delay)
 
     async def _attempt(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page | yarl.URL | Fault:
+        await self.throttle.acquire()
+        outcome: Page | yarl.URL | Fault | None = None
+        try:
+            outcome = await self._request(url, endpoint, node)
+            return outcome
+        finally:
+            self.throttle.release(ok=not isinstance(outcome, tuple | type(None)))
+
+    async def _request(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page | yarl.URL | Fault:
         try:
             async with self.session.get(url, allow_redirects=False) as resp:
                 self.stats["requests/total"] += 1
@@ -201,6 +217,44 @@ class Client:
         if status not in (429, 500, 502, 503, 504):
             head = self._redact(await resp.content.read(200)).decode("utf-8", "replace")
             raise NodeUnavailable(f"HTTP {status} from {resp.url.path}: {head!r}")
+
+
+class _Paging:
+    """One target being paged through one endpoint: what arrived so far, and where to go on."""
+
+    def __init__(self, node: Node, endpoint: Endpoint):
+        self.node, self.endpoint = node, endpoint
+        self.refs: dict[tuple, Reference] = {}
+        self.sources: set[Node] = set()
+        self.offset, self.cursor, self.pages, self.total = 0, None, 0, None
+
+    def result(self, status: str, error: str | None = None) -> FetchResult:
+        return FetchResult(self.node, self.endpoint, status, list(self.refs.values()), len(self.sources),
+                           self.pages, self.total, error)
+
+    def fail(self, message: str) -> NoReturn:
+        """Give up on this target, keeping what did arrive: its referrers are 'at least' these."""
+        raise NodeUnavailable(message, self.result("failed", message))
+
+    def take(self, page: Page, limit: int) -> bool:
+        """Add a page; True when it was the last one (short or empty)."""
+        self.pages += 1
+        before = len(self.sources)
+        for ref in page.references:
+            self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
+            self.sources.add(ref.source)
+        self.total = page.total if page.total is not None else self.total
+        if page.entries < limit:
+            if not self.sources and self.total:
+                self.fail(f"0 of {self.total} referrers: the server counts {self.total} but lists none")
+            return True
+        if len(self.sources) == before:
+            self.fail(f"page {self.pages} repeated earlier sources only; paging made no progress")
+        if page.cursor and page.cursor == self.cursor:
+            self.fail(f"page {self.pages} returned the cursor it was asked with")
+        self.offset += page.entries
+        self.cursor = page.cursor
+        return False
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

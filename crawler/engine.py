@@ -4,6 +4,9 @@ Each worker asks the fetcher for one endpoint's referrers of one node, hands the
 sink (the database writer) and enqueues every referrer it has not seen, so the crawl ends with
 the full upstream closure of the seeds. Concurrency is the number of workers, and a worker has
 one request in flight at a time, so requests in flight never exceed it.
+
+A resumed crawl passes ``replay``: the referrers of (node, endpoint) pairs it already finished.
+Those are not fetched again; their referrers are discovered as if they had just arrived.
 """
 
 from __future__ import annotations
@@ -11,17 +14,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .api import AuthRejected, FatalResponse, Forbidden, NodeMissing, NodeUnavailable, VersionGone
+from .flags import crawl_flags
 from .model import ORIGINS, Endpoint, FetchResult, Node, endpoints_for
 
-__all__ = ["DEFAULT_CONCURRENCY", "CrawlOptions", "CrawlReport", "crawl"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_GRACE", "CrawlOptions", "CrawlReport", "crawl"]
 
 DEFAULT_CONCURRENCY = 16
+DEFAULT_GRACE = 5.0  # seconds that requests in flight may still finish after an interrupt
 # Errors after which no further answer can be trusted: the crawl stops and says why.
 STOPPING_ERRORS = (AuthRejected, VersionGone, FatalResponse, Forbidden)
+
+Replay = Mapping[tuple[Node, str], Sequence[Node]]
 
 
 class Fetcher(Protocol):
@@ -38,92 +46,113 @@ class CrawlOptions:
     origins: frozenset[str] = frozenset(ORIGINS)
     concurrency: int = DEFAULT_CONCURRENCY
     max_depth: int | None = None  # hops from a seed whose referrers are still fetched
+    grace: float = DEFAULT_GRACE
 
 
 @dataclass
 class CrawlReport:
-    outcome: str  # complete | failures | fatal | interrupted
+    outcome: str  # complete | failures | suspect | fatal | interrupted
     message: str | None = None
     counts: Counter = field(default_factory=Counter)
     failures: list[FetchResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
     origins: frozenset[str] = frozenset()
     seconds: float = 0.0
 
 
 class _Crawl:
     def __init__(self, fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter,
-                 interrupt: asyncio.Event | None):
+                 interrupt: asyncio.Event | None, replay: Replay):
         self.fetcher, self.sink, self.options, self.stats = fetcher, sink, options, stats
         self.interrupt = interrupt or asyncio.Event()
+        self.replay = replay
         self.origins = set(options.origins)
         self.queue: asyncio.Queue[tuple[Node, Endpoint, int]] = asyncio.Queue()
         self.enqueued: set[Node] = set()
         self.beyond_depth: set[Node] = set()  # referrers found past --max-depth: stored, not crawled
+        # Per seed: endpoints finished completely, and the referrers they listed (for the flags).
+        self.seed_tally: dict[Node, list[int]] = {seed: [0, 0] for seed in options.seeds}
         self.report = CrawlReport("complete")
         self.stopped = asyncio.Event()
+        self.busy = 0  # workers inside a fetch
+        self.idle = asyncio.Event()
 
     def discover(self, node: Node, depth: int) -> None:
-        """Queue every endpoint of a node not seen before, in the same step that marks it seen."""
-        max_depth = self.options.max_depth
-        if node in self.enqueued:
-            return
-        if max_depth is not None and depth > max_depth:
-            self.beyond_depth.add(node)
-            return
-        self.beyond_depth.discard(node)
-        self.enqueued.add(node)
-        self.stats["nodes/queued"] += 1
-        for endpoint in endpoints_for(node.kind, self.origins):
-            self.queue.put_nowait((node, endpoint, depth))
+        """Queue every endpoint of nodes not seen before, in the same step that marks them seen."""
+        pending = [(node, depth)]
+        while pending:
+            node, depth = pending.pop()
+            if node in self.enqueued:
+                continue
+            if self.options.max_depth is not None and depth > self.options.max_depth:
+                self.beyond_depth.add(node)
+                continue
+            self.beyond_depth.discard(node)
+            self.enqueued.add(node)
+            self.stats["nodes/queued"] += 1
+            for endpoint in endpoints_for(node.kind, self.origins):
+                sources = self.replay.get((node, endpoint.name))
+                if sources is None:
+                    self.queue.put_nowait((node, endpoint, depth))
+                    continue
+                self.stats["fetch/replayed"] += 1
+                self.report.counts["replayed_referrers"] += len(sources)
+                self.tally(node, len(sources))
+                pending.extend((source, depth + 1) for source in sources)
 
     async def run(self) -> CrawlReport:
         started = time.monotonic()
         for seed in self.options.seeds:
             self.discover(seed, 0)
         workers = [asyncio.create_task(self.work()) for _ in range(max(self.options.concurrency, 1))]
+        try:
+            await self.wait_until_done()
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.report.seconds = time.monotonic() - started
+        self.conclude()
+        return self.report
+
+    async def wait_until_done(self) -> None:
         waiters = [asyncio.create_task(self.queue.join()), asyncio.create_task(self.stopped.wait()),
                    asyncio.create_task(self.interrupt.wait())]
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            asyncio.current_task().uncancel()
-            self.interrupt.set()
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:  # cancelled from outside, as Ctrl-C does: an interrupt
+                asyncio.current_task().uncancel()
+                self.interrupt.set()
+            if self.interrupt.is_set() and self.busy:
+                # Take no new work; let what is in flight finish for a moment, so it is not lost.
+                self.idle.clear()
+                try:
+                    await asyncio.wait_for(self.idle.wait(), self.options.grace)
+                except TimeoutError:
+                    pass
         finally:
-            for task in workers + waiters:
+            for task in waiters:
                 task.cancel()
-            await asyncio.gather(*workers, *waiters, return_exceptions=True)
-            self.report.seconds = time.monotonic() - started
-            self.report.counts["beyond_max_depth"] = len(self.beyond_depth)
-            self.report.origins = frozenset(self.origins)
-        if self.interrupt.is_set() and self.report.outcome != "fatal":
-            # What finished is already with the sink; the rest is simply not known yet.
-            self.report.outcome = "interrupted"
-            self.report.message = "interrupted; finished fetches are stored, the rest stays unknown"
-        if self.report.outcome == "complete" and self.report.failures:
-            self.report.outcome = "failures"
-        self.flag_catastrophe()
-        return self.report
-
-    def flag_catastrophe(self) -> None:
-        """Every node deleted upstream is far likelier a wrong --base-url or version: say so."""
-        counts = self.report.counts
-        if self.report.outcome == "complete" and counts["fetched"] and counts["missing"] == counts["fetched"]:
-            self.report.outcome = "failures"
-            self.report.message = ("every fetch answered 404: check --base-url (the server root, without "
-                                   "/api/VERSION) and --api-version; nothing is known about these nodes")
 
     async def work(self) -> None:
         while True:
             node, endpoint, depth = await self.queue.get()
+            fetching = endpoint.origin in self.origins and not (self.stopped.is_set() or self.interrupt.is_set())
             try:
-                if endpoint.origin in self.origins and not (self.stopped.is_set() or self.interrupt.is_set()):
+                if fetching:
+                    self.busy += 1
                     await self.fetch(node, endpoint, depth)
             except STOPPING_ERRORS as exc:
                 self.stop(str(exc))
             except Exception as exc:  # the writer failed: nothing more can be stored
                 self.stop(f"could not store results: {type(exc).__name__}: {exc}")
             finally:
+                if fetching:
+                    self.busy -= 1
+                    if not self.busy:
+                        self.idle.set()
                 self.queue.task_done()
 
     def stop(self, message: str) -> None:
@@ -167,12 +196,41 @@ class _Crawl:
         self.report.counts["edges"] += len(result.references)
         if result.status == "failed":
             self.report.failures.append(result)
+        if result.status == "complete":
+            self.tally(result.node, result.referrers)
+
+    def tally(self, node: Node, referrers: int) -> None:
+        if node in self.seed_tally:
+            self.seed_tally[node][0] += 1
+            self.seed_tally[node][1] += referrers
+
+    def conclude(self) -> None:
+        """The outcome, from what happened; flags when the result looks like a catastrophe."""
+        report, counts = self.report, self.report.counts
+        counts["beyond_max_depth"] = len(self.beyond_depth)
+        report.origins = frozenset(self.origins)
+        if self.interrupt.is_set() and report.outcome != "fatal":
+            # What finished is already with the sink; the rest is simply not known yet.
+            report.outcome = "interrupted"
+            report.message = "interrupted; finished fetches are stored, the rest stays unknown"
+        if report.outcome != "complete":
+            return
+        known = [tally for seed, tally in self.seed_tally.items()
+                 if tally[0] == len(endpoints_for(seed.kind, self.origins))]
+        report.flags = crawl_flags(counts["fetched"] + self.stats["fetch/replayed"], counts["missing"],
+                                   counts["edges"] + counts["replayed_referrers"],
+                                   len(known), sum(1 for _, referrers in known if not referrers))
+        if report.failures:
+            report.outcome = "failures"
+        elif report.flags:
+            report.outcome = "suspect"
 
 
 async def crawl(fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter | None = None,
-                interrupt: asyncio.Event | None = None) -> CrawlReport:
+                interrupt: asyncio.Event | None = None, replay: Replay | None = None) -> CrawlReport:
     """Crawl the upstream closure of ``options.seeds``; every result goes to ``sink``.
 
     Setting ``interrupt`` (or cancelling) ends the crawl as 'interrupted' instead of raising.
     """
-    return await _Crawl(fetcher, sink, options, stats if stats is not None else Counter(), interrupt).run()
+    stats = stats if stats is not None else Counter()
+    return await _Crawl(fetcher, sink, options, stats, interrupt, replay or {}).run()

@@ -180,6 +180,9 @@ def crawl_summary(run, db: str, shown: int = 20) -> list[str]:
     if report.message:
         lines.append(f"{'stopped' if report.outcome == 'fatal' else 'note'}: {safe(report.message)}")
     lines += [f"warning: {safe(w)}" for w in report.warnings]
+    for flag in report.flags:
+        lines.append(f"WARNING: THIS RESULT LOOKS WRONG: {safe(flag)}. Check the server, prefix, version "
+                     "and token before acting on any 'unused'.")
     if counts["beyond_max_depth"]:
         lines.append(f"note: {plural(counts['beyond_max_depth'], 'referrer')} past --max-depth were stored but "
                      "not crawled: they are unknown in every answer")

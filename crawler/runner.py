@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from .client import Client
 from .engine import CrawlOptions, CrawlReport, crawl
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
 from .store import BatchWriter, Store
+from .throttle import Throttle
 
 __all__ = ["CrawlSettings", "CrawlRun", "run_crawl"]
 
@@ -33,7 +35,9 @@ class CrawlSettings:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     backoff: float = DEFAULT_BACKOFF
+    rate: float | None = None  # requests per second, across all workers
     page_limit: int = PAGE_LIMIT  # the API's maximum; smaller only to exercise paging in tests
+    resume: int | None = None  # the crawl to carry on; its seeds come from the database
 
     def recorded_args(self) -> dict[str, Any]:
         """What the crawls table keeps about this run: everything but the token."""
@@ -41,7 +45,7 @@ class CrawlSettings:
         return {"base_url": self.base_url, "api_version": self.api_version,
                 "origins": sorted(o.origins), "concurrency": o.concurrency, "max_depth": o.max_depth,
                 "seeds": len(o.seeds), "insecure": self.insecure, "timeout": self.timeout,
-                "retries": self.retries}
+                "retries": self.retries, "rate": self.rate}
 
 
 @dataclass
@@ -62,11 +66,9 @@ async def _run(settings: CrawlSettings, interrupt: asyncio.Event) -> CrawlRun:
     store = await Store.open(settings.db)
     try:
         previous = await store.previous_base_url()
-        crawl_id = await store.begin_crawl(
-            base_url=settings.base_url, api_version=settings.api_version,
-            origins=settings.options.origins, args=settings.recorded_args(), seeds=settings.options.seeds)
+        crawl_id, options, replay = await _begin(store, settings)
         writer = BatchWriter(store, crawl_id)
-        report = await _crawl_with_session(settings, writer, stats, interrupt)
+        report = await _crawl_with_session(settings, options, replay, writer, stats, interrupt)
         if previous not in (None, settings.base_url):
             report.warnings.append(f"this database was last crawled from {previous}; answers now mix "
                                    f"both servers (use one database per installation)")
@@ -75,21 +77,33 @@ async def _run(settings: CrawlSettings, interrupt: asyncio.Event) -> CrawlRun:
         except Exception as exc:  # e.g. disk full: the run is recorded as fatal, not as done
             report.outcome, report.message = "fatal", f"could not write to {settings.db}: {exc}"
         message = "; ".join(filter(None, [report.message, *report.warnings])) or None
-        await store.finish_crawl(crawl_id, report.outcome, message, report.origins or settings.options.origins,
-                                 dict(report.counts), dict(stats))
+        await store.finish_crawl(crawl_id, report.outcome, message, report.origins or options.origins,
+                                 report.flags, dict(report.counts), dict(stats))
     finally:
         await store.close()
     return CrawlRun(crawl_id, report, stats)
 
 
-async def _crawl_with_session(settings: CrawlSettings, writer: BatchWriter, stats: Counter,
-                              interrupt: asyncio.Event) -> CrawlReport:
+async def _begin(store: Store, settings: CrawlSettings) -> tuple[int, CrawlOptions, dict]:
+    """A new crawl's row, or the resumed one's seeds and finished fetches."""
+    if settings.resume is None:
+        crawl_id = await store.begin_crawl(
+            base_url=settings.base_url, api_version=settings.api_version, origins=settings.options.origins,
+            args=settings.recorded_args(), seeds=settings.options.seeds)
+        return crawl_id, settings.options, {}
+    seeds, replay = await store.resume_state(settings.resume)
+    await store.reopen_crawl(settings.resume)
+    return settings.resume, dataclasses.replace(settings.options, seeds=tuple(seeds)), replay
+
+
+async def _crawl_with_session(settings: CrawlSettings, options: CrawlOptions, replay: dict, writer: BatchWriter,
+                              stats: Counter, interrupt: asyncio.Event) -> CrawlReport:
     async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
-                            concurrency=settings.options.concurrency) as session:
+                            concurrency=options.concurrency) as session:
         client = Client(session, settings.base_url, settings.api_version, stats=stats,
                         retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit,
-                        secret=settings.token)
-        return await crawl(client, writer, settings.options, stats, interrupt)
+                        secret=settings.token, throttle=Throttle(options.concurrency, settings.rate, stats))
+        return await crawl(client, writer, options, stats, interrupt, replay)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from .model import FetchResult, Node
+from .model import FetchResult, Node, endpoints_for
 
 __all__ = [
     "APPLICATION_ID", "SCHEMA_VERSION", "NotARefgraphDatabase", "schema_sql", "check_database",
@@ -171,8 +171,39 @@ class Store:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (utc_now(), base_url, api_version, ",".join(sorted(origins)),
              json.dumps(args, sort_keys=True), len(seeds)))
+        crawl_id = cursor.lastrowid
+        await self.conn.executemany(
+            "INSERT OR IGNORE INTO crawl_seeds (crawl_id, node_id)"
+            " SELECT ?, node_id FROM nodes WHERE kind = ? AND id = ?", [(crawl_id, n.kind, n.id) for n in seeds])
         await self.conn.commit()
-        return cursor.lastrowid
+        return crawl_id
+
+    async def reopen_crawl(self, crawl_id: int) -> None:
+        await self.conn.execute("UPDATE crawls SET outcome = 'running', finished_at = NULL, resumed = resumed + 1"
+                                " WHERE crawl_id = ?", (crawl_id,))
+        await self.conn.commit()
+
+    async def resume_state(self, crawl_id: int) -> tuple[list[Node], dict[tuple[Node, str], list[Node]]]:
+        """A crawl's seeds, and the referrers of every (node, endpoint) it finished completely:
+        all that is needed to carry on where it stopped."""
+        async with self.conn.execute(
+                "SELECT n.kind, n.id FROM crawl_seeds s JOIN nodes n USING (node_id) WHERE s.crawl_id = ?",
+                (crawl_id,)) as cursor:
+            seeds = [Node(kind, ident) async for kind, ident in cursor]
+        replay: dict[tuple[Node, str], list[Node]] = {}
+        async with self.conn.execute(
+                "SELECT n.kind, n.id, f.endpoint FROM fetches f JOIN nodes n USING (node_id)"
+                " WHERE f.crawl_id = ? AND f.status = 'complete'", (crawl_id,)) as cursor:
+            async for kind, ident, endpoint in cursor:
+                replay[(Node(kind, ident), endpoint)] = []
+        async with self.conn.execute(
+                "SELECT t.kind, t.id, e.origin, s.kind, s.id FROM edges e JOIN nodes t ON t.node_id = e.target_id"
+                " JOIN nodes s ON s.node_id = e.source_id WHERE e.last_crawl = ?", (crawl_id,)) as cursor:
+            async for t_kind, t_id, origin, s_kind, s_id in cursor:
+                for endpoint in endpoints_for(t_kind, {origin}):
+                    if (key := (Node(t_kind, t_id), endpoint.name)) in replay:
+                        replay[key].append(Node(s_kind, s_id))
+        return seeds, replay
 
     async def save(self, crawl_id: int, results: list[FetchResult]) -> None:
         """Write finished fetches, their nodes and references in one transaction."""
@@ -206,15 +237,16 @@ class Store:
             raise
 
     async def finish_crawl(self, crawl_id: int, outcome: str, message: str | None, origins: Iterable[str],
-                           counts: dict[str, int], stats: dict[str, int]) -> None:
+                           flags: list[str], counts: dict[str, int], stats: dict[str, int]) -> None:
         """Close the run's row; ``origins`` are those in force at the end (drafts may have been
-        switched off on the way)."""
+        switched off on the way). Counts add up over the sessions of a resumed crawl."""
         await self.conn.execute(
-            "UPDATE crawls SET finished_at = ?, outcome = ?, message = ?, origins = ?, fetched = ?, failed = ?,"
-            " missing = ?, edges = ?, requests = ?, stats_json = ? WHERE crawl_id = ?",
-            (utc_now(), outcome, message, ",".join(sorted(origins)), counts.get("fetched", 0), counts.get("failed", 0),
-             counts.get("missing", 0), counts.get("edges", 0), stats.get("requests/total", 0),
-             json.dumps(stats, sort_keys=True), crawl_id))
+            "UPDATE crawls SET finished_at = ?, outcome = ?, message = ?, origins = ?, flags = ?,"
+            " fetched = fetched + ?, failed = failed + ?, missing = missing + ?, edges = edges + ?,"
+            " requests = requests + ?, stats_json = ? WHERE crawl_id = ?",
+            (utc_now(), outcome, message, ",".join(sorted(origins)), json.dumps(flags) if flags else None,
+             counts.get("fetched", 0), counts.get("failed", 0), counts.get("missing", 0), counts.get("edges", 0),
+             stats.get("requests/total", 0), json.dumps(stats, sort_keys=True), crawl_id))
         await self.conn.commit()
 
 

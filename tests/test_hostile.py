@@ -120,6 +120,7 @@ def test_every_fetch_answering_404_is_not_a_success(sandbox, run_cli, db):
     url, _ = sandbox(KNOWN)
     result = run_cli("crawl", "--base-url", url + "/wrong/prefix", "media:m1", "media:m3", "--db", db)
     assert result.exit_code == 3 and "every fetch answered 404: check --base-url" in result.stderr
+    assert "THIS RESULT LOOKS WRONG" in result.stderr
 
 
 def test_seeds_whose_kind_no_enabled_endpoint_covers_are_refused(run_cli, db):

@@ -1,0 +1,117 @@
+"""What every refgraph command shares: exit codes, option decorators, node arguments, and
+writing an answer (data to stdout, people's notes to stderr)."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import sys
+from contextlib import closing
+
+import click
+
+from . import answers, output
+from .model import Node, parse_origins
+from .store import NotARefgraphDatabase, open_readonly
+
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+CRAWL_EXIT = {"complete": EXIT_OK, "failures": EXIT_INCOMPLETE, "suspect": EXIT_INCOMPLETE, "fatal": EXIT_FATAL,
+              "interrupted": EXIT_INTERRUPTED}
+TOKEN_ENV = "LIVINGDOCS_TOKEN"
+
+
+class InputError(click.ClickException):
+    """Bad input (a file, an id, a URL): one line naming it, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class NodeType(click.ParamType):
+    name = "NODE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Node):
+            return value
+        try:
+            return Node.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+NODE = NodeType()
+
+
+def _origins(ctx, param, value):
+    try:
+        return set(parse_origins(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+db_option = click.option(
+    "--db", envvar="REFGRAPH_DB", default="refgraph.db", show_default=True, metavar="FILE",
+    help="The refgraph database (env REFGRAPH_DB).")
+endpoints_option = click.option(
+    "--endpoints", "origins", default="media,publications,drafts", show_default=True, callback=_origins,
+    metavar="LIST", help="Origins to use, from media, publications, drafts.")
+
+
+def output_options(csv: bool = True):
+    """--json (and --csv for lists), declared once for every command."""
+    def decorate(func):
+        func = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
+        if csv:
+            func = click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout (the list only).")(func)
+        return func
+    return decorate
+
+
+def reading(func):
+    """Open --db read-only for a query command; a foreign or missing file is exit 2."""
+    @functools.wraps(func)
+    def wrapper(db, **kwargs):
+        try:
+            with closing(open_readonly(db)) as conn:
+                return func(conn, **kwargs)
+        except NotARefgraphDatabase as exc:
+            raise InputError(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{db}: unreadable database ({exc})") from None
+    return wrapper
+
+
+def echo_lines(lines, err: bool = False) -> None:
+    click.echo("\n".join(lines), err=err)
+
+
+def finish(answer: dict, as_json: bool, text_lines, csv_text=None, warn: list[str] = ()) -> None:
+    """Data to stdout, people's notes to stderr; exit 3 when the answer is not complete."""
+    # Data is written as it is: click.echo would strip escape sequences from ids off a terminal.
+    if as_json:
+        sys.stdout.write(output.to_json(answer))
+    elif csv_text is not None:
+        sys.stdout.write(csv_text)
+        echo_lines(output.basis_lines(answer["basis"]), err=True)
+    else:
+        echo_lines(output.basis_lines(answer["basis"]) + [""] + text_lines)
+    for line in warn:
+        click.echo(f"warning: {line}", err=True)
+    if answer.get("complete") is False:
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def incomplete_warning(answer: dict) -> list[str]:
+    bad = answer.get("incomplete", [])
+    if not bad:
+        return []
+    names = ", ".join(output.safe(b["node"]) for b in bad[:5]) + (" ..." if len(bad) > 5 else "")
+    return [f"{len(bad)} node(s) in this answer were not crawled completely ({names}); "
+            "there may be more referrers than shown"]
+
+
+def answer_or_unknown(func, conn, *args):
+    try:
+        return func(conn, *args)
+    except answers.NodeNotStored as exc:
+        click.echo(f"Error: {output.safe(exc)}", err=True)
+        sys.exit(EXIT_INCOMPLETE)

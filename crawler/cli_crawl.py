@@ -1,0 +1,119 @@
+"""``refgraph crawl``: from flags to a crawl run, its summary and its exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from . import output
+from .api import DEFAULT_API_VERSION, validate_base_url
+from .cli_common import (
+    CRAWL_EXIT,
+    EXIT_FATAL,
+    NODE,
+    TOKEN_ENV,
+    InputError,
+    db_option,
+    echo_lines,
+    endpoints_option,
+)
+from .engine import DEFAULT_CONCURRENCY, CrawlOptions
+from .model import endpoints_for
+from .retry import DEFAULT_RETRIES
+from .runner import CrawlSettings, run_crawl
+from .seeds import SeedError, read_seeds_file
+from .store import NotARefgraphDatabase
+
+
+def read_token(token_file: str | None) -> str:
+    """The API token from --token-file, else $LIVINGDOCS_TOKEN. Never echoed anywhere."""
+    if token_file:
+        try:
+            text, source = Path(token_file).read_text(encoding="utf-8"), token_file
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{token_file}: cannot read token file ({getattr(exc, 'strerror', None) or exc})") from None
+    else:
+        text, source = os.environ.get(TOKEN_ENV, ""), f"${TOKEN_ENV}"
+        if not text.strip():
+            raise InputError(f"no API token: set {TOKEN_ENV} or pass --token-file FILE")
+    token = text.strip()
+    if not token:
+        raise InputError(f"{source}: the token is empty")
+    if any(not 33 <= ord(ch) <= 126 for ch in token):
+        raise InputError(f"{source}: the token must be one line of printable ASCII without spaces")
+    return token
+
+
+@click.command()
+@click.argument("nodes", nargs=-1, type=NODE)
+@click.option("--seeds-file", metavar="FILE", help="One media:ID or document:ID per line; # starts a comment line.")
+@click.option("--base-url", envvar="REFGRAPH_BASE_URL", required=True, metavar="URL",
+              help="Server root, may carry a path prefix (env REFGRAPH_BASE_URL).")
+@click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, metavar="VERSION",
+              help="API version path segment; the body shape is read from each answer.")
+@endpoints_option
+@click.option("--concurrency", type=click.IntRange(1, 512), default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Workers, and so requests in flight at most.")
+@click.option("--max-depth", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Only fetch referrers of nodes at most N hops from a seed (default: no limit).")
+@click.option("--token-file", metavar="FILE", help=f"Read the API token from FILE instead of ${TOKEN_ENV}.")
+@click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (prints a warning).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to connect, and between bytes of an answer.")
+@click.option("--retries", type=click.IntRange(0, 50), default=DEFAULT_RETRIES, show_default=True,
+              help="Retries of a request after a transient fault.")
+@db_option
+def crawl(nodes, seeds_file, base_url, api_version, origins, concurrency, max_depth, token_file,
+          insecure, timeout, retries, db):
+    """Crawl the referrers of NODES, transitively, into --db.
+
+    Starts from NODES and --seeds-file, fetches who references each through every enabled
+    endpoint, then who references those, until the whole upstream closure is stored.
+
+    \b
+    Example:
+      export LIVINGDOCS_TOKEN=...
+      refgraph crawl --base-url https://edit.example.com --api-version 2026-01 \\
+                     --seeds-file media-ids.txt --db refs.db
+    """
+    try:
+        seeds = list(dict.fromkeys([*nodes, *(read_seeds_file(seeds_file) if seeds_file else [])]))
+    except SeedError as exc:
+        raise InputError(str(exc)) from None
+    if not seeds:
+        raise click.UsageError("no seeds: give NODE arguments (media:ID, document:ID) or --seeds-file")
+    for kind in sorted({s.kind for s in seeds}):
+        if not endpoints_for(kind, origins):
+            raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
+                             "seeds through these origins (the API has no drafts endpoint for media)")
+    try:
+        base_url = validate_base_url(base_url)
+    except ValueError as exc:
+        raise InputError(f"--base-url: {exc}") from None
+    if not api_version.strip():
+        raise InputError("--api-version: empty")
+    settings = CrawlSettings(
+        db=db, base_url=base_url, api_version=api_version.strip(), token=read_token(token_file),
+        options=CrawlOptions(tuple(seeds), frozenset(origins), concurrency, max_depth),
+        insecure=insecure, timeout=timeout, retries=retries)
+    if insecure:
+        click.echo("warning: --insecure: TLS certificates are NOT verified; anyone on the network "
+                   "can read the token and forge answers", err=True)
+    sys.exit(_run_and_report(settings))
+
+
+def _run_and_report(settings: CrawlSettings) -> int:
+    try:
+        run = asyncio.run(run_crawl(settings))
+    except NotARefgraphDatabase as exc:
+        raise InputError(str(exc)) from None
+    except sqlite3.Error as exc:  # e.g. locked by another crawl: nothing of this run was written
+        click.echo(f"Error: {settings.db}: {exc} (is another crawl writing to it?)", err=True)
+        sys.exit(EXIT_FATAL)
+    echo_lines(output.crawl_summary(run, settings.db), err=True)
+    return CRAWL_EXIT[run.report.outcome]

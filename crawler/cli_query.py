@@ -1,0 +1,162 @@
+"""The query commands: they read the database (never write it) and answer offline."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from . import answers, output
+from .cli_common import (
+    NODE,
+    InputError,
+    answer_or_unknown,
+    db_option,
+    endpoints_option,
+    finish,
+    incomplete_warning,
+    output_options,
+    reading,
+)
+from .export import FORMATS, load_graph, write_graph
+from .model import canonical_json, endpoints_for
+
+
+@click.command()
+@click.argument("node", type=NODE)
+@db_option
+@endpoints_option
+@output_options()
+@reading
+def refs(conn, node, origins, as_json, as_csv):
+    """Direct references to NODE: who, through which origin, where.
+
+    Counts say what they count: referrers (distinct sources) and references (edges).
+
+    \b
+    Example:
+      refgraph refs media:9fKagDCiN6sb --db refs.db
+    """
+    answer = answer_or_unknown(answers.refs_answer, conn, node, origins)
+    rows = [[r["kind"], r["id"], r["origin"], r["type"], r["location"], canonical_json(r["reference"])]
+            for r in answer["references"]] if as_csv else None
+    warn = [] if answer["complete"] else [f"{output.safe(node)} was not crawled completely: counts are 'at least'"]
+    finish(answer, as_json, output.refs_text(answer),
+            output.to_csv(output.REFS_CSV, rows) if as_csv else None, warn)
+
+
+@click.command()
+@click.argument("node", type=NODE)
+@click.option("--max-depth", type=click.IntRange(min=1), default=None, metavar="N", help="Only referrers at most N hops away.")
+@db_option
+@endpoints_option
+@output_options()
+@reading
+def impact(conn, node, max_depth, origins, as_json, as_csv):
+    """Everything that references NODE, directly or transitively.
+
+    With each referrer's depth (1 = direct), grouped by the origin of its references.
+
+    \b
+    Example:
+      refgraph impact media:9fKagDCiN6sb --db refs.db
+    """
+    answer = answer_or_unknown(answers.impact_answer, conn, node, origins, max_depth)
+    rows = [[n["kind"], n["id"], n["depth"], ",".join(n["origins"]), n["state"]] for n in answer["nodes"]]
+    finish(answer, as_json, output.impact_text(answer),
+            output.to_csv(output.IMPACT_CSV, rows) if as_csv else None, incomplete_warning(answer))
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["media", "document"]), default="media", show_default=True)
+@db_option
+@endpoints_option
+@output_options()
+@reading
+def orphans(conn, kind, origins, as_json, as_csv):
+    """Nodes crawled completely that nothing references.
+
+    Nodes not crawled completely are listed apart as unknown, never as orphans. Media used only
+    in unpublished drafts is invisible to the API and so shows as unreferenced.
+
+    \b
+    Example:
+      refgraph orphans --kind media --db refs.db --csv > unused.csv
+    """
+    if not endpoints_for(kind, origins):
+        raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
+                         "through these origins (the API has no drafts endpoint for media)")
+    answer = answers.orphans_answer(conn, kind, origins)
+    rows = [[o["kind"], o["id"]] for o in answer["orphans"]]
+    warn = [f"{len(answer['unknown'])} {kind} node(s) are unknown (not crawled completely) and are not "
+            "listed as orphans"] if answer["unknown"] and as_csv else []
+    finish(answer, as_json, output.orphans_text(answer),
+            output.to_csv(output.ORPHANS_CSV, rows) if as_csv else None, warn)
+
+
+@click.command()
+@click.argument("source", type=NODE)
+@click.argument("target", type=NODE)
+@db_option
+@endpoints_option
+@output_options(csv=False)
+@reading
+def path(conn, source, target, origins, as_json):
+    """The shortest chain of references from SOURCE to TARGET.
+
+    SOURCE references a node that references ... TARGET.
+
+    \b
+    Example:
+      refgraph path document:1001 media:9fKagDCiN6sb --db refs.db
+    """
+    answer = answer_or_unknown(answers.path_answer, conn, source, target, origins)
+    finish(answer, as_json, output.path_text(answer), None, incomplete_warning(answer))
+
+
+@click.command()
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many most-referenced media.")
+@db_option
+@output_options(csv=False)
+@reading
+def stats(conn, top, as_json):
+    """Counts by kind and origin, top media, crawl coverage.
+
+    \b
+    Example:
+      refgraph stats --db refs.db
+    """
+    answer = answers.stats_answer(conn, top)
+    finish(answer, as_json, output.stats_text(answer))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True, help="Output format.")
+@click.option("--output", "-o", "out_path", metavar="FILE", help="Write here instead of stdout.")
+@db_option
+@reading
+def export(conn, fmt, out_path):
+    """Export the whole current graph (one edge per reference).
+
+    \b
+    Example:
+      refgraph export --format graphml --db refs.db -o refs.graphml
+    """
+    if out_path is not None and Path(out_path).resolve() in _database_files(conn):
+        raise InputError(f"--output {out_path}: that is the database itself")
+    graph = load_graph(conn)
+    if out_path is None:
+        write_graph(graph, fmt, sys.stdout)
+        return
+    try:
+        with open(out_path, "w", encoding="utf-8", newline="") as out:
+            write_graph(graph, fmt, out)
+    except OSError as exc:
+        raise InputError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _database_files(conn: sqlite3.Connection) -> set[Path]:
+    main = Path(conn.execute("PRAGMA database_list").fetchone()[2]).resolve()
+    return {main, *(main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}

@@ -1,0 +1,78 @@
+"""Pace requests across all workers: a rate cap, and backing off together when pushed back.
+
+When the server answers 429 or 503 it is overloaded: every worker hammering on its own retry
+schedule would keep it so. The throttle halves the requests allowed in flight and pauses all
+workers for the server's Retry-After; each success then adds back a little (additive increase,
+multiplicative decrease), so the crawl recovers gradually once the server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+__all__ = ["Throttle"]
+
+
+class Throttle:
+    """Admission for every request of a crawl.
+
+    >>> import asyncio
+    >>> async def demo():
+    ...     t = Throttle(concurrency=8)
+    ...     await t.acquire(); t.release(ok=False); t.push_back(0.0)   # a 429, Retry-After: 0
+    ...     halved = t.limit
+    ...     for _ in range(4):
+    ...         await t.acquire(); t.release(ok=True)
+    ...     return halved, round(t.limit, 2)   # about one more per window of successes
+    >>> asyncio.run(demo())
+    (4.0, 4.92)
+    """
+
+    def __init__(self, concurrency: int, rate: float | None = None, stats: Counter | None = None):
+        self.ceiling = float(max(concurrency, 1))
+        self.limit = self.ceiling  # requests allowed in flight now; the workers cap it anyway
+        self.rate = rate
+        self.stats = stats if stats is not None else Counter()
+        self.in_flight = 0
+        self._paused_until = 0.0
+        self._next_start = 0.0  # the rate cap: when the next request may go out
+        self._changed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        """Wait for a pause to end, for a slot under the limit, and for the rate cap."""
+        loop = asyncio.get_running_loop()
+        while True:
+            pause = self._paused_until - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            elif self.in_flight < int(self.limit):
+                break
+            else:
+                self._changed.clear()
+                await self._changed.wait()
+        self.in_flight += 1
+        if self.rate:
+            now = loop.time()
+            start = max(now, self._next_start)
+            self._next_start = start + 1.0 / self.rate
+            if start > now:
+                await asyncio.sleep(start - now)
+
+    def release(self, ok: bool) -> None:
+        """A request ended; each success lets one more in flight per ``limit`` successes."""
+        self.in_flight -= 1
+        if ok and self.limit < self.ceiling:
+            self.limit = min(self.ceiling, self.limit + 1.0 / self.limit)
+        self._changed.set()
+
+    def push_back(self, seconds: float) -> None:
+        """The server is overloaded (429/503): halve what may be in flight, and let no request
+        out for ``seconds``, whichever worker asks."""
+        self.limit = max(1.0, self.limit / 2)
+        loop = asyncio.get_running_loop()
+        self._paused_until = max(self._paused_until, loop.time() + seconds)
+        self.stats["throttle/pushback"] += 1
+        lowest = self.stats.get("throttle/lowest_limit")
+        self.stats["throttle/lowest_limit"] = int(self.limit if lowest is None else min(lowest, self.limit))
+        self._changed.set()
