@@ -10,6 +10,7 @@ import json
 import sqlite3
 
 from . import graph, queries
+from .flags import orphan_flags
 from .model import ORIGINS, Node, endpoints_for
 
 __all__ = ["refs_answer", "impact_answer", "orphans_answer", "path_answer", "stats_answer", "NodeNotStored"]
@@ -84,13 +85,19 @@ def impact_answer(conn: sqlite3.Connection, node: Node, origins: set[str], cutof
 
 
 def orphans_answer(conn: sqlite3.Connection, kind: str, origins: set[str]) -> dict:
-    found, rest = queries.orphans(conn, kind, origins)
-    coverage = queries.coverage_of(conn, rest, origins)
+    """Orphans, and apart from them: nodes referenced only by deleted sources (dangling),
+    nodes deleted upstream (missing), and nodes not crawled completely (unknown)."""
+    rows = queries.orphans(conn, kind, origins)
+    coverage = queries.coverage_of(conn, rows.not_known, origins)
     unknown = [_coverage_json(n, c) for n, c in coverage.items() if c.state != "missing"]
     missing = [_coverage_json(n, c) for n, c in coverage.items() if c.state == "missing"]
     order = lambda item: Node(item["kind"], item["id"]).sort_key()  # noqa: E731
-    return {"kind": kind, "orphans": [node_json(n) for n in sorted(found, key=Node.sort_key)],
+    crawl = queries.last_crawl(conn)
+    flags = (crawl["flags"] if crawl else []) + orphan_flags(len(rows.orphans), rows.referenced + len(rows.dangling))
+    return {"kind": kind, "orphans": [node_json(n) for n in rows.orphans],
+            "dangling": [node_json(n) for n in rows.dangling],
             "unknown": sorted(unknown, key=order), "missing": sorted(missing, key=order),
+            "referenced": rows.referenced, "flags": flags, "suspect": bool(flags),
             "endpoints": [e.name for e in endpoints_for(kind, origins)],
             "basis": basis(conn, origins, kind)}
 
@@ -129,7 +136,7 @@ def stats_answer(conn: sqlite3.Connection, top: int = 10) -> dict:
     origins = set(crawl["origins"].split(",")) if crawl else {"media", "publication", "draft"}
     coverage = {}
     for kind in ("media", "document"):
-        _, rest = queries.orphans(conn, kind, origins)
+        rest = queries.orphans(conn, kind, origins).not_known
         states = [c.state for c in queries.coverage_of(conn, rest, origins).values()]
         coverage[kind] = {"complete": nodes.get(kind, 0) - len(rest),
                           **{s: states.count(s) for s in ("failed", "missing", "not crawled")}}

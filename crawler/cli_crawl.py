@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import output
-from .api import DEFAULT_API_VERSION, validate_base_url
+from .api import DEFAULT_API_VERSION
 from .cli_common import (
     CRAWL_EXIT,
     EXIT_FATAL,
@@ -22,11 +22,10 @@ from .cli_common import (
     echo_lines,
     endpoints_option,
 )
-from .engine import DEFAULT_CONCURRENCY, CrawlOptions
-from .model import endpoints_for
-from .retry import DEFAULT_RETRIES
+from .crawl_plan import PlanError, new_crawl, resumed_crawl
+from .engine import DEFAULT_CONCURRENCY
+from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
 from .runner import CrawlSettings, run_crawl
-from .seeds import SeedError, read_seeds_file
 from .store import NotARefgraphDatabase
 
 
@@ -52,13 +51,15 @@ def read_token(token_file: str | None) -> str:
 @click.command()
 @click.argument("nodes", nargs=-1, type=NODE)
 @click.option("--seeds-file", metavar="FILE", help="One media:ID or document:ID per line; # starts a comment line.")
-@click.option("--base-url", envvar="REFGRAPH_BASE_URL", required=True, metavar="URL",
+@click.option("--base-url", envvar="REFGRAPH_BASE_URL", metavar="URL",
               help="Server root, may carry a path prefix (env REFGRAPH_BASE_URL).")
 @click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, metavar="VERSION",
               help="API version path segment; the body shape is read from each answer.")
 @endpoints_option
 @click.option("--concurrency", type=click.IntRange(1, 512), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Workers, and so requests in flight at most.")
+@click.option("--rate", type=click.FloatRange(min=0.01), default=None, metavar="R",
+              help="At most R requests per second, across all workers (default: no cap).")
 @click.option("--max-depth", type=click.IntRange(min=0), default=None, metavar="N",
               help="Only fetch referrers of nodes at most N hops from a seed (default: no limit).")
 @click.option("--token-file", metavar="FILE", help=f"Read the API token from FILE instead of ${TOKEN_ENV}.")
@@ -67,9 +68,13 @@ def read_token(token_file: str | None) -> str:
               help="Seconds to connect, and between bytes of an answer.")
 @click.option("--retries", type=click.IntRange(0, 50), default=DEFAULT_RETRIES, show_default=True,
               help="Retries of a request after a transient fault.")
+@click.option("--backoff", type=click.FloatRange(min=0), default=DEFAULT_BACKOFF, show_default=True, metavar="SECONDS",
+              help="Wait before the first retry; doubles each time, with jitter.")
+@click.option("--resume", is_flag=True, help="Carry on the last crawl in --db where it stopped.")
 @db_option
-def crawl(nodes, seeds_file, base_url, api_version, origins, concurrency, max_depth, token_file,
-          insecure, timeout, retries, db):
+@click.pass_context
+def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, rate, max_depth, token_file,
+          insecure, timeout, retries, backoff, resume, db):
     """Crawl the referrers of NODES, transitively, into --db.
 
     Starts from NODES and --seeds-file, fetches who references each through every enabled
@@ -80,27 +85,21 @@ def crawl(nodes, seeds_file, base_url, api_version, origins, concurrency, max_de
       export LIVINGDOCS_TOKEN=...
       refgraph crawl --base-url https://edit.example.com --api-version 2026-01 \\
                      --seeds-file media-ids.txt --db refs.db
+      refgraph crawl --resume --db refs.db      # after an interruption
     """
+    common = {"concurrency": concurrency, "db": db, "insecure": insecure, "timeout": timeout, "retries": retries,
+              "backoff": backoff, "rate": rate}
     try:
-        seeds = list(dict.fromkeys([*nodes, *(read_seeds_file(seeds_file) if seeds_file else [])]))
-    except SeedError as exc:
+        if resume:
+            given = [f"--{name.replace('_', '-')}" for name in ("seeds_file", "api_version", "origins", "max_depth")
+                     if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+            given = (["NODES"] if nodes else []) + [g.replace("--origins", "--endpoints") for g in given]
+            settings = resumed_crawl(base_url=base_url, given=given, token=read_token(token_file), **common)
+        else:
+            settings = new_crawl(nodes=list(nodes), seeds_file=seeds_file, base_url=base_url, api_version=api_version,
+                                 origins=origins, max_depth=max_depth, token=read_token(token_file), **common)
+    except PlanError as exc:
         raise InputError(str(exc)) from None
-    if not seeds:
-        raise click.UsageError("no seeds: give NODE arguments (media:ID, document:ID) or --seeds-file")
-    for kind in sorted({s.kind for s in seeds}):
-        if not endpoints_for(kind, origins):
-            raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
-                             "seeds through these origins (the API has no drafts endpoint for media)")
-    try:
-        base_url = validate_base_url(base_url)
-    except ValueError as exc:
-        raise InputError(f"--base-url: {exc}") from None
-    if not api_version.strip():
-        raise InputError("--api-version: empty")
-    settings = CrawlSettings(
-        db=db, base_url=base_url, api_version=api_version.strip(), token=read_token(token_file),
-        options=CrawlOptions(tuple(seeds), frozenset(origins), concurrency, max_depth),
-        insecure=insecure, timeout=timeout, retries=retries)
     if insecure:
         click.echo("warning: --insecure: TLS certificates are NOT verified; anyone on the network "
                    "can read the token and forge answers", err=True)

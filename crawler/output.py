@@ -131,10 +131,14 @@ ORPHANS_CSV = ["kind", "id"]
 
 
 def orphans_text(a: dict) -> list[str]:
-    lines = [f"orphans: {a['kind']} that nothing references, among those crawled completely "
-             f"({plural(len(a['endpoints']), 'endpoint')} each)"]
+    lines = [f"WARNING: THIS RESULT LOOKS WRONG: {safe(flag)}. Do not delete on its word." for flag in a["flags"]]
+    lines.append(f"orphans: {a['kind']} that nothing references, among those crawled completely "
+                 f"({plural(len(a['endpoints']), 'endpoint')} each)")
     lines += [f"  {safe(o['node'])}" for o in a["orphans"]]
     lines.append(plural(len(a["orphans"]), "orphan"))
+    if a["dangling"]:
+        lines.append(f"{len(a['dangling'])} referenced only by sources deleted upstream (404), neither used nor orphan:")
+        lines += [f"  {safe(d['node'])}" for d in a["dangling"]]
     if a["unknown"]:
         lines.append(f"{len(a['unknown'])} unknown (not crawled completely: never counted as orphans):")
         lines += [f"  {safe(u['node'])}  {_state_line(u)}" for u in a["unknown"]]

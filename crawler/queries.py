@@ -8,6 +8,7 @@ in SQL. Current answers leave out references a later complete crawl no longer re
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from .model import Node, endpoints_for
 
 __all__ = [
     "Coverage", "node_state", "coverage_of", "node_id_of", "ancestors_graph", "incoming_rows",
-    "orphans", "last_crawl", "fetched_range", "all_nodes", "all_edges",
+    "OrphanRows", "orphans", "last_crawl", "fetched_range", "all_nodes", "all_edges",
 ]
 
 CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
@@ -138,40 +139,56 @@ def ancestors_graph(conn: sqlite3.Connection, node: Node, origins: set[str],
     return nx.relabel_nodes(graph, nodes), nodes
 
 
-def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> tuple[list[Node], dict[int, Node]]:
-    """Nodes of ``kind`` crawled completely through every endpoint that nothing references,
-    and, apart, every other node of that kind (node_id -> Node) whose coverage decides why."""
+@dataclass
+class OrphanRows:
+    orphans: list[Node]  # crawled completely, referenced by nothing
+    dangling: list[Node]  # crawled completely, referenced only by sources deleted upstream (404)
+    referenced: int  # crawled completely and referenced by a source that exists
+    not_known: dict[int, Node]  # every other node of the kind, by node_id: its coverage says why
+
+
+def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> OrphanRows:
+    """Sort the nodes of ``kind`` by what the crawls know of their referrers, in SQL."""
     names = [e.name for e in endpoints_for(kind, origins)]
-    origin_list = sorted(origins)
     if not names:  # no endpoint lists referrers of this kind through these origins: all unknown
         rows = conn.execute("SELECT node_id, id FROM nodes WHERE kind = ?", (kind,)).fetchall()
-        return [], {node_id: Node(kind, ident) for node_id, ident in rows}
-    found = conn.execute(
-        f"""SELECT n.node_id, n.id FROM nodes n
-            WHERE n.kind = ?
-              AND (SELECT count(*) FROM fetches f WHERE f.node_id = n.node_id
-                   AND f.status = 'complete' AND f.endpoint IN ({_marks(names)})) = ?
-              AND NOT EXISTS (SELECT 1 FROM edges e WHERE e.target_id = n.node_id
-                   AND e.removed_crawl IS NULL AND e.origin IN ({_marks(origin_list)}))""",
-        [kind, *names, len(names), *origin_list]).fetchall()
-    orphan_ids = {node_id for node_id, _ in found}
-    rest = conn.execute(
-        f"""SELECT n.node_id, n.id FROM nodes n WHERE n.kind = ?
-            AND (SELECT count(*) FROM fetches f WHERE f.node_id = n.node_id
-                 AND f.status = 'complete' AND f.endpoint IN ({_marks(names)})) < ?""",
-        [kind, *names, len(names)]).fetchall()
-    not_known = {node_id: Node(kind, ident) for node_id, ident in rest if node_id not in orphan_ids}
-    return [Node(kind, ident) for _, ident in found], not_known
+        return OrphanRows([], [], 0, {node_id: Node(kind, ident) for node_id, ident in rows})
+    origin_list = sorted(origins)
+    complete = (f"(SELECT count(*) FROM fetches f WHERE f.node_id = n.node_id AND f.status = 'complete'"
+                f" AND f.endpoint IN ({_marks(names)}))")
+    current = f"e.target_id = n.node_id AND e.removed_crawl IS NULL AND e.origin IN ({_marks(origin_list)})"
+    live_source = "NOT EXISTS (SELECT 1 FROM fetches m WHERE m.node_id = e.source_id AND m.status = 'missing')"
+    rows = conn.execute(
+        f"""SELECT n.node_id, n.id, {complete} = ?,
+                   EXISTS (SELECT 1 FROM edges e WHERE {current}),
+                   EXISTS (SELECT 1 FROM edges e WHERE {current} AND {live_source})
+            FROM nodes n WHERE n.kind = ?""",
+        [*names, len(names), *origin_list, *origin_list, kind]).fetchall()
+    out = OrphanRows([], [], 0, {})
+    for node_id, ident, is_complete, referenced, by_live in rows:
+        node = Node(kind, ident)
+        if not is_complete:
+            out.not_known[node_id] = node
+        elif not referenced:
+            out.orphans.append(node)
+        elif not by_live:
+            out.dangling.append(node)
+        else:
+            out.referenced += 1
+    out.orphans.sort(key=Node.sort_key)
+    out.dangling.sort(key=Node.sort_key)
+    return out
 
 
 def last_crawl(conn: sqlite3.Connection) -> dict | None:
+    """The latest crawl's row, flags decoded; None before the first crawl."""
     row = conn.execute(
-        "SELECT crawl_id, started_at, finished_at, base_url, api_version, origins, outcome, message"
+        "SELECT crawl_id, started_at, finished_at, base_url, api_version, origins, outcome, message, flags"
         " FROM crawls ORDER BY crawl_id DESC LIMIT 1").fetchone()
     if row is None:
         return None
     keys = ("crawl_id", "started_at", "finished_at", "base_url", "api_version", "origins", "outcome", "message")
-    return dict(zip(keys, row))
+    return {**dict(zip(keys, row)), "flags": json.loads(row[-1]) if row[-1] else []}
 
 
 def fetched_range(conn: sqlite3.Connection, kind: str | None = None) -> tuple[str | None, str | None]:
