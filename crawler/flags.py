@@ -26,7 +26,7 @@ def crawl_flags(fetched: int, missing: int, references: int, seeds_known: int, s
     if fetched and missing == fetched:
         flags.append("every fetch answered 404: check --base-url (the server root, without /api/VERSION) "
                      "and --api-version")
-    elif fetched and not references:
+    elif fetched >= MIN_NODES and not references:
         flags.append("the crawl saw no reference at all")
     if seeds_known >= MIN_NODES and seeds_unreferenced >= UNREFERENCED_SHARE * seeds_known:
         flags.append(f"{seeds_unreferenced} of {seeds_known} seeds came back unreferenced")

@@ -176,3 +176,29 @@ def test_mixing_servers_in_one_database_is_warned(sandbox, run_cli, db):
     run_cli("crawl", "--base-url", first, "media:m1", "--db", db)
     result = run_cli("crawl", "--base-url", second, "media:m1", "--db", db)
     assert f"last crawled from {first}" in result.stderr
+
+
+def test_a_crawl_that_sees_no_reference_is_flagged_not_trusted(sandbox, run_cli, db):
+    lonely = [media(f"m{i}") for i in range(25)]
+    url, _ = sandbox(Dataset.from_edges(lonely, []))
+    result = run_cli("crawl", "--base-url", url, *lonely, "--db", db)
+    assert result.exit_code == 3
+    assert "THIS RESULT LOOKS WRONG: the crawl saw no reference at all" in result.stderr
+    assert "25 of 25 seeds came back unreferenced" in result.stderr
+    answer = json.loads(run_cli("orphans", "--db", db, "--json").stdout)
+    assert answer["suspect"] is True and len(answer["orphans"]) == 25
+    assert "the crawl saw no reference at all" in answer["flags"]
+    assert "THIS RESULT LOOKS WRONG" in run_cli("orphans", "--db", db).stdout
+
+
+def test_sources_deleted_upstream_leave_their_targets_dangling(sandbox, run_cli, db):
+    ghost, kept = doc(9), doc(8)
+    dataset = Dataset.from_edges([], [pub(ghost, media("a")), pub(kept, media("b")), pub(ghost, media("b"))])
+    dataset.nodes.discard(ghost)  # the API still lists it as a referrer, but it answers 404 itself
+    dataset.changed()
+    url, _ = sandbox(dataset)
+    assert run_cli("crawl", "--base-url", url, "media:a", "media:b", "--db", db).exit_code == 0
+    answer = json.loads(run_cli("orphans", "--db", db, "--json").stdout)
+    assert answer["orphans"] == [] and [d["id"] for d in answer["dangling"]] == ["a"]
+    assert [m["node"] for m in json.loads(run_cli("orphans", "--kind", "document", "--db", db, "--json").stdout)[
+        "missing"]] == ["document:9"]
