@@ -26,6 +26,7 @@ __all__ = [
 DEFAULT_API_VERSION = "2026-01"
 PAGE_LIMIT = 100
 DEFAULT_TIMEOUT = 30.0
+TOTAL_TIMEOUT_FACTOR = 10  # one request may take at most this many --timeout in all
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a hostile or broken server cannot make us hold more
 MAX_REDIRECTS = 3
 # One target's pages at most (a million referrers): a server that never stops listing new
@@ -192,7 +193,8 @@ def open_session(token: str, *, insecure: bool = False, timeout: float = DEFAULT
     return aiohttp.ClientSession(
         connector=connector,
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-        timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
+        # sock_read bounds the wait for each byte; total stops a server that drips bytes for ever.
+        timeout=aiohttp.ClientTimeout(total=timeout * TOTAL_TIMEOUT_FACTOR, connect=timeout, sock_read=timeout),
         raise_for_status=False,
         trust_env=False,
     )

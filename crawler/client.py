@@ -260,14 +260,14 @@ class _Paging:
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     """The body, decompressed, refusing more than MAX_BODY_BYTES (Content-Length counts the
     compressed bytes, so only counting what arrives protects against a gzip bomb)."""
-    if resp.content_length is not None and resp.content_length > MAX_BODY_BYTES:
-        raise NodeUnavailable(f"answer of {resp.content_length} bytes is over the {MAX_BODY_BYTES}-byte cap")
     chunks, size = [], 0
     async for chunk in resp.content.iter_chunked(1 << 16):
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise NodeUnavailable(f"answer is over the {MAX_BODY_BYTES}-byte cap")
         chunks.append(chunk)
+        if size > MAX_BODY_BYTES or (resp.content_length or 0) > MAX_BODY_BYTES:
+            head = chunks[0][:60].decode("utf-8", "replace")
+            raise NodeUnavailable(f"answer from {resp.url.path} is over the {MAX_BODY_BYTES}-byte cap; "
+                                  f"it begins {head!r}")
     return b"".join(chunks)
 
 

@@ -229,3 +229,21 @@ def test_failed_nodes_give_exit_3_and_stay_unknown(run_cli, db):
     assert [(u["id"], u["state"]) for u in answer["unknown"]] == [("m 2/x", "failed")]
     refs = run_cli("refs", "media:m 2/x", "--db", db)
     assert refs.exit_code == 3 and "NOT crawled completely (failed" in refs.stdout
+
+
+@pytest.mark.parametrize("status, code, message", [
+    (403, 1, "HTTP 403 on mediaLibrary/"),
+    (401, 1, "token rejected (expired or wrong)"),
+    (410, 1, "API version 2026-01 is gone on this server; try a newer --api-version"),
+])
+def test_permanent_answers_stop_the_crawl_with_their_message(run_cli, db, status, code, message):
+    async def handler(request):
+        return web.json_response({"status": status, "error": "x", "error_details": {}}, status=status)
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", handler)
+    with app_in_thread(app) as url:
+        result = run_cli("crawl", "--base-url", url, "media:m1", "--db", db)
+    assert result.exit_code == code and message in result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT outcome FROM crawls").fetchone() == ("fatal",)
