@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 
 import click
 
 from .demo import report_lines, run_demo
 from .engine import DEFAULT_CONCURRENCY
+from .model import Node
 from .newsroom import generate
 from .sandbox import DEFAULT_NO_DRAFTS_TOKEN, DEFAULT_TOKEN, VERSIONS, serve_forever
+from .sandbox_faults import FAULT_KINDS, Faults
 from .store import NotARefgraphDatabase
 
 EXIT_USAGE, EXIT_FATAL = 2, 1
@@ -28,6 +31,59 @@ def dataset_options(func):
     return func
 
 
+def _fault_kinds(ctx, param, value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    if not kinds or not set(kinds) <= set(FAULT_KINDS):
+        raise click.BadParameter(f"{value!r}: name some of {','.join(FAULT_KINDS)}")
+    return kinds
+
+
+def _nodes(ctx, param, values: tuple[str, ...]) -> frozenset[str]:
+    try:
+        return frozenset(str(Node.parse(v)) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_FAULT_OPTIONS = [
+    click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                 help="Share of page requests answered with a transient fault."),
+    click.option("--fault-kinds", default=",".join(FAULT_KINDS), show_default=True, metavar="LIST",
+                 callback=_fault_kinds, help="Comma-separated transient faults to draw from."),
+    click.option("--fault-seed", type=int, default=0, show_default=True,
+                 help="Seed of the fault schedule: same seed, same faults for the same requests."),
+    click.option("--retry-after", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                 metavar="SECONDS", help="Retry-After sent with injected 429 and 503 answers."),
+    click.option("--failing", multiple=True, metavar="NODE", callback=_nodes,
+                 help="A node (media:ID or document:ID) whose every request answers 500; repeatable."),
+    click.option("--offset-window", type=click.IntRange(min=0), metavar="N",
+                 help="Answer 400 to offset=N or beyond, like search-backed servers (cursors go on)."),
+    click.option("--no-cursor", is_flag=True, help="Send \"cursor\": null in 2026-01 bodies: clients page by offset."),
+    click.option("--drift", is_flag=True,
+                 help="After a list's first page, add a referrer that sorts first, once per list."),
+]
+
+
+def _faults(fault_rate, fault_kinds, fault_seed, retry_after, failing, offset_window, no_cursor, drift) -> Faults:
+    return Faults(rate=fault_rate, kinds=fault_kinds, seed=fault_seed, retry_after=retry_after,
+                  failing=failing, offset_window=offset_window, cursor=not no_cursor, drift=drift)
+
+
+def fault_options(func):
+    """Add the options that choose a ``Faults``; the command gets it as ``faults``."""
+    names = ("fault_rate", "fault_kinds", "fault_seed", "retry_after", "failing", "offset_window",
+             "no_cursor", "drift")
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        kwargs["faults"] = _faults(**{name: kwargs.pop(name) for name in names})
+        return func(*args, **kwargs)
+
+    for option in reversed(_FAULT_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
@@ -35,12 +91,15 @@ def dataset_options(func):
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds each answer waits, to imitate a network.")
 @click.option("--write-seeds", metavar="FILE", help="Write every media id as a seeds file, then serve.")
-def sandbox(host, port, media, documents, seed, latency, write_seeds):
+@fault_options
+def sandbox(host, port, media, documents, seed, latency, write_seeds, faults):
     """Serve a generated newsroom as the Livingdocs API.
 
     The five incoming-references endpoints, with both body shapes by version, offset and
     cursor paging, bearer auth, the documented 401/403/404 bodies, and 410 for versions it
-    does not serve.
+    does not serve. The --fault options make it misbehave, to test a client's resilience:
+    transient 429/503/500, dropped connections, slow and truncated answers, nodes that
+    always fail, an offset window, no cursors, and content that changes mid-crawl.
 
     \b
     Example:
@@ -63,9 +122,11 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds):
         click.echo(f"sandbox API at {base_url} (versions {', '.join(VERSIONS)}); "
                    f"token '{DEFAULT_TOKEN}', without drafts scope '{DEFAULT_NO_DRAFTS_TOKEN}'; "
                    "Ctrl-C stops it", err=True)
+        if faults != Faults():
+            click.echo(f"injecting faults: {faults.summary()}", err=True)
 
     try:
-        serve_forever(dataset, host, port, ready=ready, latency=latency)
+        serve_forever(dataset, host, port, ready=ready, latency=latency, faults=faults)
     except OSError as exc:
         click.echo(f"Error: cannot listen on {host}:{port} ({exc.strerror or exc})", err=True)
         sys.exit(EXIT_USAGE)

@@ -244,7 +244,7 @@ class _Paging:
             self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
             self.sources.add(ref.source)
         self.total = page.total if page.total is not None else self.total
-        if page.entries < limit:
+        if page.entries < limit or (not page.cursor and self.total is not None and len(self.sources) >= self.total):
             if not self.sources and self.total:
                 self.fail(f"0 of {self.total} referrers: the server counts {self.total} but lists none")
             return True

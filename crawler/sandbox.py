@@ -5,14 +5,16 @@ real API is strict (one percent-encoded id segment, bearer token, drafts scope, 
 are gone) and it counts what clients do (requests in flight, pages fetched), so tests prove
 behaviour at the server instead of sleeping.
 
-Run it in a test::
+Faults (429, 503, resets, slow and truncated answers, failing nodes, an offset window, no
+cursors, content that changes mid-crawl) are chosen by a ``Faults`` configuration; see
+``crawler.sandbox_faults``. Run it in a test::
 
-    async with serve(make_app(dataset)) as base_url:
+    async with serve(make_app(dataset, faults=Faults(rate=0.3))) as base_url:
         ...  # GET {base_url}/api/2026-01/mediaLibrary/{id}/incomingDocumentReferences
 
->>> decode_cursor(encode_cursor(200))
-200
->>> sorted(set(encode_cursor(0)) & set("+/="))
+>>> decode_cursor(encode_cursor(Node("media", "a/b c")))
+Node(kind='media', id='a/b c')
+>>> sorted(set(encode_cursor(Node("document", "200"))) & set("+/="))
 ['+', '/', '=']
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import concurrent.futures
 import contextlib
 import struct
@@ -35,6 +38,7 @@ from aiohttp import web
 
 from crawler.model import ENDPOINTS, Endpoint, Node, normalize_id
 from crawler.sandbox_data import Dataset
+from crawler.sandbox_faults import FaultInjector, Faults, error_response
 
 __all__ = [
     "VERSIONS", "ENVELOPE_VERSIONS", "DEFAULT_TOKEN", "DEFAULT_NO_DRAFTS_TOKEN", "DEFAULT_LIMIT",
@@ -58,33 +62,44 @@ ERROR_403 = {"status": 403, "error": "Forbidden",
              "error_details": {"access_token": "The request requires higher privileges"}}
 
 _ENDPOINTS = {(e.collection, e.resource): e for e in ENDPOINTS}
-# b"\xfb\xff\xbf" is "+/+/" in base64 and 7 bytes pad to "==": every cursor holds + / and =,
-# so a client that forgets to percent-encode it gets a 400 instead of silently wrong pages.
+# b"\xfb\xff\xbf" is "+/+/" in base64 and cursors are padded to 3n+1 bytes, which ends in "==":
+# every cursor holds + / and =, so a client that forgets to percent-encode it gets a 400
+# instead of silently wrong pages.
 _CURSOR_MAGIC = b"\xfb\xff\xbf"
+_KIND_CODES = {"document": b"d", "media": b"m"}
+_CODE_KINDS = {code: kind for kind, code in _KIND_CODES.items()}
 
 
-def encode_cursor(offset: int) -> str:
-    """The opaque ``after`` cursor that continues at ``offset``."""
-    return base64.b64encode(_CURSOR_MAGIC + struct.pack(">I", offset)).decode("ascii")
+def encode_cursor(last: Node) -> str:
+    """The opaque ``after`` cursor: the last source served, so paging goes on after its sort key.
+
+    A key, not an offset: sources inserted or removed before it shift nothing.
+    """
+    ident = last.id.encode("utf-8")
+    raw = _CURSOR_MAGIC + _KIND_CODES[last.kind] + struct.pack(">I", len(ident)) + ident
+    return base64.b64encode(raw + b"\0" * ((1 - len(raw)) % 3)).decode("ascii")
 
 
-def decode_cursor(text: str) -> int:
-    """The offset inside a cursor; ValueError for anything this sandbox did not issue."""
+def decode_cursor(text: str) -> Node:
+    """The source inside a cursor; ValueError for anything this sandbox did not issue."""
     try:
         raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"bad cursor {text!r}") from exc
-    if len(raw) != 7 or not raw.startswith(_CURSOR_MAGIC):
-        raise ValueError(f"bad cursor {text!r}")
-    return struct.unpack(">I", raw[3:])[0]
+        (size,) = struct.unpack(">I", raw[4:8])
+        node = Node.of(_CODE_KINDS[raw[3:4]], raw[8:8 + size].decode("utf-8"))
+        # Only the exact text this server would issue: no other padding, no trailing bytes.
+        if raw.startswith(_CURSOR_MAGIC) and encode_cursor(node) == text:
+            return node
+    except (binascii.Error, ValueError, KeyError, struct.error):
+        pass
+    raise ValueError(f"bad cursor {text!r}")
 
 
 class Stats:
     """What clients did to the sandbox, for tests to assert on.
 
-    ``log`` holds ``(endpoint name, target Node, query dict)`` for every answered incoming
-    request. With ``hold_until_in_flight=N`` every request waits until N are in flight at once;
-    then all proceed, and later ones are no longer held.
+    ``log`` holds ``(endpoint name, target Node, query dict)`` for every page served (a fault
+    answered instead is not). With ``hold_until_in_flight=N`` every request waits until N are
+    in flight at once; then all proceed, and later ones are no longer held.
     """
 
     def __init__(self, hold_until_in_flight: int | None = None,
@@ -95,6 +110,8 @@ class Stats:
         self.requests = 0
         self.statuses: Counter[int] = Counter()
         self.log: list[tuple[str, Node, dict[str, str]]] = []
+        self.attempts: Counter[str] = Counter()  # raw path + query -> tries at a would-be 200
+        self.faults: Counter[str] = Counter()  # injected faults by kind
         self.hold_timeouts = 0  # held requests released by the safety timeout, not by N
         self.hold_until_in_flight = hold_until_in_flight
         self.hold_timeout = hold_timeout
@@ -126,13 +143,8 @@ class Stats:
         return [page for page, count in self.pages().items() if count > 1]
 
 
-def _error(status: int, error: str, details: dict[str, Any]) -> web.Response:
-    return web.json_response({"status": status, "error": error, "error_details": details},
-                             status=status)
-
-
 def _not_found(path: str) -> web.Response:
-    return _error(404, "Not Found", {"url": path})
+    return error_response(404, {"url": path})
 
 
 def _decoded(raw: list[str]) -> list[str] | None:
@@ -154,8 +166,8 @@ def _bearer(request: web.Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _page_params(query: dict[str, str], version: str) -> tuple[int, int]:
-    """(offset, limit) from the query; ValueError names the bad parameter."""
+def _page_params(query: dict[str, str], version: str, source_kind: str) -> tuple[int, Node | None, int]:
+    """(offset, the cursor's source or None, limit) from the query; ValueError names the bad parameter."""
     def number(name: str, default: int, least: int) -> int:
         text = query.get(name, str(default))
         if not (text.isascii() and text.isdigit()) or int(text) < least:
@@ -165,10 +177,26 @@ def _page_params(query: dict[str, str], version: str) -> tuple[int, int]:
     limit = min(number("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
     if version in ENVELOPE_VERSIONS and "after" in query:
         try:
-            return decode_cursor(query["after"]), limit
+            after = decode_cursor(query["after"])
         except ValueError:
             raise ValueError("after: not a cursor this server issued") from None
-    return number("offset", 0, 0), limit
+        if after.kind != source_kind:
+            raise ValueError("after: a cursor of another list")
+        return 0, after, limit
+    return number("offset", 0, 0), None, limit
+
+
+class _SortKeys:
+    """The sort keys of one served list, read one at a time: bisect needs log(n), not a copy."""
+
+    def __init__(self, dataset: Dataset, endpoint: Endpoint, target: Node):
+        self.dataset, self.endpoint, self.target = dataset, endpoint, target
+
+    def __len__(self) -> int:
+        return self.dataset.incoming_total(self.endpoint, self.target)
+
+    def __getitem__(self, index: int) -> tuple:
+        return self.dataset.incoming(self.endpoint, self.target, index, 1)[0][0].sort_key()
 
 
 def _target(endpoint: Endpoint, raw_id: str) -> Node | None:
@@ -183,9 +211,10 @@ class _Sandbox:
     """One app's configuration and its request handler."""
 
     def __init__(self, dataset: Dataset, token: str, no_drafts_token: str, latency: float,
-                 prefix: str, stats: Stats):
+                 prefix: str, stats: Stats, faults: Faults):
         self.dataset, self.token, self.no_drafts_token = dataset, token, no_drafts_token
-        self.latency, self.stats = latency, stats
+        self.latency, self.stats, self.faults = latency, stats, faults
+        self.injector = FaultInjector(faults, stats.attempts, stats.faults)
         self.root = ["", *[p for p in prefix.split("/") if p], "api"]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -193,13 +222,14 @@ class _Sandbox:
             await self.stats.arrive()
             if self.latency:
                 await asyncio.sleep(self.latency)
-            response = self.answer(request)
+            response = await self.answer(request)
         finally:
             self.stats.leave()
-        self.stats.statuses[response.status] += 1
+        if not response.prepared:  # prepared here means a reset: it never completed, so no status
+            self.stats.statuses[response.status] += 1
         return response
 
-    def answer(self, request: web.Request) -> web.Response:
+    async def answer(self, request: web.Request) -> web.StreamResponse:
         path, _, raw_query = request.raw_path.partition("?")
         raw = path.split("/")
         if raw[:len(self.root)] != self.root or len(raw) == len(self.root):
@@ -211,7 +241,7 @@ class _Sandbox:
         # Shaped like the vendor's example: the version shown as its route parameter.
         shown = "/".join(["/api/:apiVersion", *raw[len(self.root) + 1:]])
         if rest is not None and rest[0] not in VERSIONS:
-            return _error(410, "Gone", {"apiVersion": rest[0], "supported": list(VERSIONS)})
+            return error_response(410, {"apiVersion": rest[0], "supported": list(VERSIONS)})
         endpoint = _ENDPOINTS.get((rest[1], rest[3])) if rest and len(rest) == 4 else None
         if endpoint is None:
             return _not_found(shown)
@@ -221,17 +251,29 @@ class _Sandbox:
         if target is None or target not in self.dataset.nodes:
             return _not_found(shown)
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
-        return self.page(endpoint, target, rest[0], query)
+        return await self.page(request, endpoint, target, rest[0], query)
 
-    def page(self, endpoint: Endpoint, target: Node, version: str,
-             query: dict[str, str]) -> web.Response:
+    async def page(self, request: web.Request, endpoint: Endpoint, target: Node, version: str,
+                   query: dict[str, str]) -> web.StreamResponse:
         try:
-            offset, limit = _page_params(query, version)
+            offset, after, limit = _page_params(query, version, endpoint.source_kind)
         except ValueError as exc:
             name, _, why = str(exc).partition(": ")
-            return _error(400, "Bad Request", {name: why})
+            return error_response(400, {name: why})
+        if after is not None:
+            offset = bisect.bisect_right(_SortKeys(self.dataset, endpoint, target), after.sort_key())
+        refusal = self.injector.refusal(target, None if after else offset)
+        if refusal is not None:
+            return refusal
+        fault = await self.injector.draw(request.raw_path)
+        body = self.body(version, endpoint, target, offset, limit)
+        if fault is not None:
+            return await self.injector.respond(fault, request, body)
         self.stats.log.append((endpoint.name, target, query))
-        return web.json_response(self.body(version, endpoint, target, offset, limit))
+        response = web.json_response(body)  # serialised now, before the list drifts
+        if offset == 0 and after is None:
+            self.injector.first_page_served(self.dataset, endpoint, target, limit)
+        return response
 
     def body(self, version: str, endpoint: Endpoint, target: Node, offset: int, limit: int) -> Any:
         page = self.dataset.incoming(endpoint, target, offset, limit)
@@ -240,29 +282,34 @@ class _Sandbox:
         if version not in ENVELOPE_VERSIONS:
             return results
         total = self.dataset.incoming_total(endpoint, target)
-        following = offset + len(results)
         # No cursor once the last source has been served: the client's signal to stop.
-        cursor = encode_cursor(following) if following < total else None
-        return {"total": total, "cursor": cursor, "results": results}
+        more = self.faults.cursor and offset + len(results) < total
+        return {"total": total, "cursor": encode_cursor(page[-1][0]) if more else None, "results": results}
 
 
 def make_app(dataset: Dataset, *, token: str = DEFAULT_TOKEN,
              no_drafts_token: str = DEFAULT_NO_DRAFTS_TOKEN, latency: float = 0.0,
              hold_until_in_flight: int | None = None, hold_timeout: float = DEFAULT_HOLD_TIMEOUT,
              on_request: Callable[[], None] | None = None,
-             prefix: str = "") -> web.Application:
-    """The API app. ``app["stats"]`` is its ``Stats``; ``prefix`` mounts it under a path."""
+             prefix: str = "", faults: Faults | None = None) -> web.Application:
+    """The API app. ``app["stats"]`` is its ``Stats``; ``prefix`` mounts it under a path.
+
+    ``faults`` chooses what goes wrong (nothing by default); with ``drift`` the app changes
+    ``dataset`` in place, so its ground truth includes what was added.
+    """
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     stats = Stats(hold_until_in_flight, hold_timeout, on_request)
-    sandbox = _Sandbox(dataset, token, no_drafts_token, latency, prefix, stats)
+    faults = faults if faults is not None else Faults()
+    sandbox = _Sandbox(dataset, token, no_drafts_token, latency, prefix, stats, faults)
     app = web.Application()
+    app.on_shutdown.append(sandbox.injector.on_shutdown)
     # Every path reaches one handler, which parses raw_path itself: aiohttp's router sees the
     # decoded path, where an id's %2F has already become a separator.
     app.router.add_route("GET", "/{tail:.*}", sandbox.handle)
     with warnings.catch_warnings():
         # Plain string keys are the documented contract (app["stats"]); aiohttp prefers AppKey.
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
-        app["stats"], app["dataset"], app["prefix"] = stats, dataset, prefix
+        app["stats"], app["dataset"], app["prefix"], app["faults"] = stats, dataset, prefix, faults
     return app
 
 

@@ -39,9 +39,11 @@ async def test_pages_cover_every_referrer_once(version, paging, referrers, pages
         result = await fetch(url, version, MEDIA_PUBS, media("hub"))
     assert result.status == "complete"
     assert {r.source for r in result.references} == {doc(i) for i in range(1, referrers + 1)}
-    assert (result.referrers, result.pages) == (referrers, pages)
+    # An envelope that says all its sources were listed and gives no cursor needs no empty page.
+    expected_pages = pages - 1 if version == "2026-01" and referrers and referrers % 100 == 0 else pages
+    assert (result.referrers, result.pages) == (referrers, expected_pages)
     stats = app["stats"]
-    assert stats.requests == pages and not stats.repeated_pages()
+    assert stats.requests == expected_pages and not stats.repeated_pages()
     queries = [query for _, _, query in stats.log]
     assert all(q["limit"] == "100" for q in queries)
     if pages > 1:

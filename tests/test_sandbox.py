@@ -328,11 +328,11 @@ def test_cursor_paging_covers_every_source_once():
     seen, cursors = asyncio.run(crawl())
     assert seen == list(range(1, 258)) and len(cursors) == 2
     assert all({"+", "/", "="} <= set(c) for c in cursors)
-    assert [decode_cursor(c) for c in cursors] == [100, 200]
+    assert [decode_cursor(c) for c in cursors] == [doc(100), doc(200)]  # the last source served
 
 
 def test_cursor_must_be_percent_encoded():
-    raw = encode_cursor(100)
+    raw = encode_cursor(doc(100))
     quoted = raw.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
     url = "/api/2026-01/mediaLibrary/hub/incomingDocumentReferences?after="
     (bad, bad_body), (good, good_body), (junk, _) = fetch(_hub(), url + raw, url + quoted, url + "abc")
