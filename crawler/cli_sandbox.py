@@ -138,7 +138,10 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds, faults):
 @dataset_options
 @click.option("--concurrency", type=click.IntRange(1, 512), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Workers, and so requests in flight at most.")
-def demo(db, media, documents, seed, concurrency):
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="The crawl's --timeout (a 'slow' fault waits 2 s).")
+@fault_options
+def demo(db, media, documents, seed, concurrency, timeout, faults):
     """Crawl the built-in sandbox and print a checked report.
 
     Starts the sandbox in-process, crawls it from every media id into --db, and prints
@@ -148,9 +151,11 @@ def demo(db, media, documents, seed, concurrency):
     \b
     Example:
       refgraph demo && refgraph orphans --db refgraph-demo.db --csv | head
+      refgraph demo --fault-rate 0.1 --retry-after 0.5 --timeout 1   # through 10% faults
     """
     try:
-        result = asyncio.run(run_demo(db, media=media, documents=documents, seed=seed, concurrency=concurrency))
+        result = asyncio.run(run_demo(db, media=media, documents=documents, seed=seed, concurrency=concurrency,
+                                      faults=faults, timeout=timeout))
     except NotARefgraphDatabase as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

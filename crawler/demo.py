@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import answers, output
 from .engine import CrawlOptions
@@ -16,6 +17,7 @@ from .newsroom import generate
 from .runner import CrawlRun, CrawlSettings, run_crawl
 from .sandbox import DEFAULT_TOKEN, make_app, serve
 from .sandbox_data import Dataset
+from .sandbox_faults import Faults
 from .store import open_readonly
 
 __all__ = ["DemoResult", "run_demo", "report_lines"]
@@ -30,19 +32,21 @@ class DemoResult:
     seeds: list[Node]
     seconds: float
     mismatches: list[str]
+    faults: Counter = field(default_factory=Counter)  # what the sandbox injected, by kind
 
 
 async def run_demo(db: str, *, media: int, documents: int, seed: int, concurrency: int,
-                   api_version: str = "2026-01") -> DemoResult:
+                   api_version: str = "2026-01", faults: Faults | None = None, timeout: float = 30.0) -> DemoResult:
     dataset = generate(media=media, documents=documents, seed=seed)
     seeds = [Node("media", i) for i in dataset.media_ids()]
-    async with serve(make_app(dataset)) as base_url:
+    app = make_app(dataset, faults=faults)
+    async with serve(app) as base_url:
         settings = CrawlSettings(db=db, base_url=base_url, api_version=api_version, token=DEFAULT_TOKEN,
-                                 options=CrawlOptions(tuple(seeds), frozenset(ORIGINS), concurrency))
+                                 timeout=timeout, options=CrawlOptions(tuple(seeds), frozenset(ORIGINS), concurrency))
         started = time.monotonic()
         run = await run_crawl(settings)
         seconds = time.monotonic() - started
-    return DemoResult(run, dataset, seeds, seconds, compare_with_truth(db, dataset, seeds))
+    return DemoResult(run, dataset, seeds, seconds, compare_with_truth(db, dataset, seeds), app["stats"].faults)
 
 
 def stored_edges(conn) -> set[Reference]:
@@ -84,7 +88,11 @@ def report_lines(result: DemoResult, db: str) -> list[str]:
     lines = [f"refgraph demo: crawled a generated newsroom ({len(result.dataset.nodes)} nodes) "
              f"from {len(result.seeds)} media seeds",
              f"crawl: {result.seconds:.1f} s, {requests} requests ({requests / max(result.seconds, 1e-9):.0f}/s), "
-             f"outcome {run.report.outcome}, stored in {db}", ""]
+             f"{stats['retry/count']} retries, outcome {run.report.outcome}, stored in {db}"]
+    if result.faults:
+        lines.append("faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(result.faults.items()))
+                     + f"; the crawl paused together {stats['throttle/pushback']} times")
+    lines.append("")
     with closing(open_readonly(db)) as conn:
         lines += output.stats_text(answers.stats_answer(conn, top=5)) + [""]
         orphans = answers.orphans_answer(conn, "media", ALL)

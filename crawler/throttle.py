@@ -13,6 +13,8 @@ from collections import Counter
 
 __all__ = ["Throttle"]
 
+CUT_INTERVAL = 1.0  # seconds: pushbacks closer together than this count as one overload
+
 
 class Throttle:
     """Admission for every request of a crawl.
@@ -37,6 +39,7 @@ class Throttle:
         self.in_flight = 0
         self._paused_until = 0.0
         self._next_start = 0.0  # the rate cap: when the next request may go out
+        self._next_cut = 0.0  # when a pushback may halve the limit again
         self._changed = asyncio.Event()
 
     async def acquire(self) -> None:
@@ -69,9 +72,13 @@ class Throttle:
     def push_back(self, seconds: float) -> None:
         """The server is overloaded (429/503): halve what may be in flight, and let no request
         out for ``seconds``, whichever worker asks."""
-        self.limit = max(1.0, self.limit / 2)
-        loop = asyncio.get_running_loop()
-        self._paused_until = max(self._paused_until, loop.time() + seconds)
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_cut:
+            # Once per pause (and at most once a second): the answers already in flight when
+            # the server pushed back tell of the same overload, and must not halve it again.
+            self.limit = max(1.0, self.limit / 2)
+            self._next_cut = now + max(seconds, CUT_INTERVAL)
+        self._paused_until = max(self._paused_until, now + seconds)
         self.stats["throttle/pushback"] += 1
         lowest = self.stats.get("throttle/lowest_limit")
         self.stats["throttle/lowest_limit"] = int(self.limit if lowest is None else min(lowest, self.limit))
