@@ -20,7 +20,7 @@ from crawler.sandbox import DEFAULT_TOKEN, make_app, serve
 from crawler.sandbox_data import Dataset
 from crawler.store import open_readonly
 
-MEDIA_IDS = ["a", "b/c", "..", "d e", "1", "f+g=", "ü"]
+MEDIA_IDS = ["a", "b/c", "..", "d e", "1", "f+g=", "ü", "x'); DROP TABLE edges;--"]
 # (origin, source kind, target kind) that an endpoint can show
 SHAPES = [("publication", "document", "document"), ("publication", "document", "media"),
           ("draft", "document", "document"), ("media", "media", "document"), ("media", "media", "media")]
