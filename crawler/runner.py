@@ -18,7 +18,7 @@ from .api import DEFAULT_TIMEOUT, PAGE_LIMIT, open_session
 from .client import Client
 from .engine import CrawlOptions, CrawlReport, crawl
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
-from .store import BatchWriter, Store
+from .store import BatchWriter, Store, utc_now
 from .throttle import Throttle
 
 __all__ = ["CrawlSettings", "CrawlRun", "run_crawl"]
@@ -38,6 +38,7 @@ class CrawlSettings:
     rate: float | None = None  # requests per second, across all workers
     page_limit: int = PAGE_LIMIT  # the API's maximum; smaller only to exercise paging in tests
     resume: int | None = None  # the crawl to carry on; its seeds come from the database
+    stale_after: float | None = None  # seconds: pairs fetched completely more recently are not fetched again
 
     def recorded_args(self) -> dict[str, Any]:
         """What the crawls table keeps about this run: everything but the token."""
@@ -45,7 +46,7 @@ class CrawlSettings:
         return {"base_url": self.base_url, "api_version": self.api_version,
                 "origins": sorted(o.origins), "concurrency": o.concurrency, "max_depth": o.max_depth,
                 "seeds": len(o.seeds), "insecure": self.insecure, "timeout": self.timeout,
-                "retries": self.retries, "rate": self.rate}
+                "retries": self.retries, "rate": self.rate, "stale_after": self.stale_after}
 
 
 @dataclass
@@ -85,15 +86,20 @@ async def _run(settings: CrawlSettings, interrupt: asyncio.Event) -> CrawlRun:
 
 
 async def _begin(store: Store, settings: CrawlSettings) -> tuple[int, CrawlOptions, dict]:
-    """A new crawl's row, or the resumed one's seeds and finished fetches."""
+    """The crawl's row and seeds, and what need not be fetched again: pairs still fresh
+    (--stale-after), and for --resume the pairs the crawl already finished."""
+    fresh = {}
+    if settings.stale_after is not None:
+        fresh = await store.replay(fresh_since=utc_now(ago=settings.stale_after))
     if settings.resume is None:
         crawl_id = await store.begin_crawl(
             base_url=settings.base_url, api_version=settings.api_version, origins=settings.options.origins,
             args=settings.recorded_args(), seeds=settings.options.seeds)
-        return crawl_id, settings.options, {}
-    seeds, replay = await store.resume_state(settings.resume)
+        return crawl_id, settings.options, fresh
+    seeds = await store.crawl_seeds(settings.resume)
+    done = await store.replay(crawl_id=settings.resume)
     await store.reopen_crawl(settings.resume)
-    return settings.resume, dataclasses.replace(settings.options, seeds=tuple(seeds)), replay
+    return settings.resume, dataclasses.replace(settings.options, seeds=tuple(seeds)), {**fresh, **done}
 
 
 async def _crawl_with_session(settings: CrawlSettings, options: CrawlOptions, replay: dict, writer: BatchWriter,

@@ -15,13 +15,13 @@ import json
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from .model import FetchResult, Node, endpoints_for
+from .model import FetchResult, Node
 
 __all__ = [
     "APPLICATION_ID", "SCHEMA_VERSION", "NotARefgraphDatabase", "schema_sql", "check_database",
@@ -39,8 +39,9 @@ class NotARefgraphDatabase(Exception):
     """The --db path is not a database refgraph may use; nothing was written to it."""
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc_now(ago: float = 0.0) -> str:
+    """ISO 8601 in UTC, to the second: now, or ``ago`` seconds before now."""
+    return (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def schema_sql() -> str:
@@ -183,27 +184,35 @@ class Store:
                                 " WHERE crawl_id = ?", (crawl_id,))
         await self.conn.commit()
 
-    async def resume_state(self, crawl_id: int) -> tuple[list[Node], dict[tuple[Node, str], list[Node]]]:
-        """A crawl's seeds, and the referrers of every (node, endpoint) it finished completely:
-        all that is needed to carry on where it stopped."""
+    async def crawl_seeds(self, crawl_id: int) -> list[Node]:
         async with self.conn.execute(
                 "SELECT n.kind, n.id FROM crawl_seeds s JOIN nodes n USING (node_id) WHERE s.crawl_id = ?",
                 (crawl_id,)) as cursor:
-            seeds = [Node(kind, ident) async for kind, ident in cursor]
-        replay: dict[tuple[Node, str], list[Node]] = {}
+            return [Node(kind, ident) async for kind, ident in cursor]
+
+    async def replay(self, *, crawl_id: int | None = None, fresh_since: str | None = None
+                     ) -> dict[tuple[Node, str], list[Node]]:
+        """The referrers of every (node, endpoint) that need not be fetched again: those a crawl
+        finished completely (to resume it), or those fetched completely since a time (for
+        --stale-after, with their current references)."""
+        if crawl_id is not None:
+            fetch_where, edge_where, param = "f.crawl_id = ?", "e.last_crawl = f.crawl_id", crawl_id
+        else:
+            fetch_where, edge_where, param = "f.fetched_at >= ?", "e.removed_crawl IS NULL", fresh_since
+        out: dict[tuple[Node, str], list[Node]] = {}
         async with self.conn.execute(
                 "SELECT n.kind, n.id, f.endpoint FROM fetches f JOIN nodes n USING (node_id)"
-                " WHERE f.crawl_id = ? AND f.status = 'complete'", (crawl_id,)) as cursor:
+                f" WHERE f.status = 'complete' AND {fetch_where}", (param,)) as cursor:
             async for kind, ident, endpoint in cursor:
-                replay[(Node(kind, ident), endpoint)] = []
+                out[(Node(kind, ident), endpoint)] = []
         async with self.conn.execute(
-                "SELECT t.kind, t.id, e.origin, s.kind, s.id FROM edges e JOIN nodes t ON t.node_id = e.target_id"
-                " JOIN nodes s ON s.node_id = e.source_id WHERE e.last_crawl = ?", (crawl_id,)) as cursor:
-            async for t_kind, t_id, origin, s_kind, s_id in cursor:
-                for endpoint in endpoints_for(t_kind, {origin}):
-                    if (key := (Node(t_kind, t_id), endpoint.name)) in replay:
-                        replay[key].append(Node(s_kind, s_id))
-        return seeds, replay
+                "SELECT t.kind, t.id, f.endpoint, s.kind, s.id FROM fetches f"
+                " JOIN edges e ON e.target_id = f.node_id AND e.origin = f.origin"
+                " JOIN nodes t ON t.node_id = e.target_id JOIN nodes s ON s.node_id = e.source_id"
+                f" WHERE f.status = 'complete' AND {fetch_where} AND {edge_where}", (param,)) as cursor:
+            async for t_kind, t_id, endpoint, s_kind, s_id in cursor:
+                out[(Node(t_kind, t_id), endpoint)].append(Node(s_kind, s_id))
+        return out
 
     async def save(self, crawl_id: int, results: list[FetchResult]) -> None:
         """Write finished fetches, their nodes and references in one transaction."""
