@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     kind       TEXT NOT NULL CHECK (kind IN ('media', 'document')),
     id         TEXT NOT NULL,
     media_type TEXT,                       -- image, video, file...: from references to it
+    first_crawl INTEGER,                   -- the crawl that first heard of it
     UNIQUE (kind, id)
 );
 

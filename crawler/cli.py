@@ -12,15 +12,21 @@ import sys
 import click
 
 from . import __version__
-from .cli_common import EXIT_FATAL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: F401
+from .cli_common import EXIT_FATAL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError  # noqa: F401
 from .cli_crawl import crawl
-from .cli_query import export, impact, orphans, path, refs, stats
+from .cli_history import diff, runs
+from .cli_query import check_delete, export, impact, orphans, path, refs, stats
 from .cli_sandbox import demo, sandbox
+from .config import ConfigError, add_envvars, load_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="refgraph")
-def cli():
+@click.option("--config", envvar="REFGRAPH_CONFIG", metavar="FILE",
+              help="TOML file of option defaults (env REFGRAPH_CONFIG). Every option can also be set "
+                   "as REFGRAPH_<OPTION>, e.g. REFGRAPH_CONCURRENCY=32.")
+@click.pass_context
+def cli(ctx, config):
     """Who references what in a Livingdocs installation.
 
     Crawl the Public API's incoming-references endpoints into SQLite, then ask offline what
@@ -31,11 +37,18 @@ def cli():
       export LIVINGDOCS_TOKEN=...
       refgraph crawl --base-url https://edit.example.com --seeds-file media.txt
       refgraph orphans --kind media --csv > unused.csv
+      refgraph --config refgraph.toml crawl --stale-after 24h
     """
+    if config:
+        try:
+            ctx.default_map = load_config(config, cli)
+        except ConfigError as exc:
+            raise InputError(str(exc)) from None
 
 
-for command in (crawl, refs, impact, orphans, path, stats, export, sandbox, demo):
+for command in (crawl, refs, impact, orphans, path, stats, export, check_delete, runs, diff, sandbox, demo):
     cli.add_command(command)
+add_envvars(cli)
 
 
 def _command_of(exc: click.UsageError) -> str:

@@ -115,3 +115,30 @@ def answer_or_unknown(func, conn, *args):
     except answers.NodeNotStored as exc:
         click.echo(f"Error: {output.safe(exc)}", err=True)
         sys.exit(EXIT_INCOMPLETE)
+
+
+class Duration(click.ParamType):
+    """``90``, ``90s``, ``30m``, ``24h`` or ``7d``, as seconds.
+
+    >>> Duration().convert("24h", None, None), Duration().convert("90", None, None)
+    (86400.0, 90.0)
+    """
+
+    name = "DURATION"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS else (text, "s")
+        try:
+            seconds = float(number) * self.UNITS[unit]
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 90s, 30m, 24h or 7d", param, ctx)
+        if seconds < 0 or seconds != seconds:
+            self.fail(f"{value!r} is not a duration like 90s, 30m, 24h or 7d", param, ctx)
+        return seconds
+
+
+DURATION = Duration()

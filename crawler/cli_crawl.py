@@ -14,6 +14,7 @@ from . import output
 from .api import DEFAULT_API_VERSION
 from .cli_common import (
     CRAWL_EXIT,
+    DURATION,
     EXIT_FATAL,
     NODE,
     TOKEN_ENV,
@@ -24,6 +25,7 @@ from .cli_common import (
 )
 from .crawl_plan import PlanError, new_crawl, resumed_crawl
 from .engine import DEFAULT_CONCURRENCY
+from .progress import DEFAULT_INTERVAL, Reporter
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
 from .runner import CrawlSettings, run_crawl
 from .store import NotARefgraphDatabase
@@ -71,10 +73,18 @@ def read_token(token_file: str | None) -> str:
 @click.option("--backoff", type=click.FloatRange(min=0), default=DEFAULT_BACKOFF, show_default=True, metavar="SECONDS",
               help="Wait before the first retry; doubles each time, with jitter.")
 @click.option("--resume", is_flag=True, help="Carry on the last crawl in --db where it stopped.")
+@click.option("--stale-after", type=DURATION, default=None, metavar="DURATION",
+              help="Only fetch again what was not crawled completely within DURATION (e.g. 24h); "
+                   "the rest keeps its references. Default: fetch everything.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no events; only the summary at the end.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per event on stderr (start, retry, node_failed, status, end).")
+@click.option("--progress-interval", type=click.FloatRange(min=0.1), default=DEFAULT_INTERVAL, show_default=True,
+              metavar="SECONDS", help="Seconds between status lines when stderr is not a terminal.")
 @db_option
 @click.pass_context
 def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, rate, max_depth, token_file,
-          insecure, timeout, retries, backoff, resume, db):
+          insecure, timeout, retries, backoff, resume, stale_after, quiet, log_format, progress_interval, db):
     """Crawl the referrers of NODES, transitively, into --db.
 
     Starts from NODES and --seeds-file, fetches who references each through every enabled
@@ -86,9 +96,11 @@ def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, r
       refgraph crawl --base-url https://edit.example.com --api-version 2026-01 \\
                      --seeds-file media-ids.txt --db refs.db
       refgraph crawl --resume --db refs.db      # after an interruption
+      refgraph crawl --stale-after 24h --base-url https://edit.example.com \\
+                     --seeds-file media-ids.txt --db refs.db   # nightly: only what is stale
     """
     common = {"concurrency": concurrency, "db": db, "insecure": insecure, "timeout": timeout, "retries": retries,
-              "backoff": backoff, "rate": rate}
+              "backoff": backoff, "rate": rate, "stale_after": stale_after}
     try:
         if resume:
             given = [f"--{name.replace('_', '-')}" for name in ("seeds_file", "api_version", "origins", "max_depth")
@@ -103,16 +115,18 @@ def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, r
     if insecure:
         click.echo("warning: --insecure: TLS certificates are NOT verified; anyone on the network "
                    "can read the token and forge answers", err=True)
-    sys.exit(_run_and_report(settings))
+    reporter = Reporter(sys.stderr, quiet=quiet, json_logs=log_format == "json", interval=progress_interval)
+    sys.exit(_run_and_report(settings, reporter))
 
 
-def _run_and_report(settings: CrawlSettings) -> int:
+def _run_and_report(settings: CrawlSettings, reporter: Reporter) -> int:
     try:
-        run = asyncio.run(run_crawl(settings))
+        run = asyncio.run(run_crawl(settings, reporter))
     except NotARefgraphDatabase as exc:
         raise InputError(str(exc)) from None
     except sqlite3.Error as exc:  # e.g. locked by another crawl: nothing of this run was written
         click.echo(f"Error: {settings.db}: {exc} (is another crawl writing to it?)", err=True)
         sys.exit(EXIT_FATAL)
-    echo_lines(output.crawl_summary(run, settings.db), err=True)
+    if not reporter.json_logs:  # JSON logs carry the summary in their "end" event
+        echo_lines(output.crawl_summary(run, settings.db), err=True)
     return CRAWL_EXIT[run.report.outcome]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from . import answers, output
+from . import answers, guard, output
 from .cli_common import (
+    DURATION,
     NODE,
     InputError,
     answer_or_unknown,
@@ -160,3 +161,29 @@ def export(conn, fmt, out_path):
 def _database_files(conn: sqlite3.Connection) -> set[Path]:
     main = Path(conn.execute("PRAGMA database_list").fetchone()[2]).resolve()
     return {main, *(main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+
+
+@click.command("check-delete")
+@click.argument("nodes", nargs=-1, required=True, type=NODE)
+@click.option("--max-age", type=DURATION, default="24h", show_default=True, metavar="DURATION",
+              help="An 'unused' older than this is stale, not safe.")
+@db_option
+@endpoints_option
+@output_options(csv=False)
+@reading
+def check_delete(conn, nodes, max_age, origins, as_json):
+    """Exit 0 only if every NODE is safe to delete: crawled recently and referenced by nothing.
+
+    Exit 1 when something references a node (who, by origin, is printed), 3 when the answer is
+    unknown or stale (and why). For editors' tooling to call before deleting media.
+
+    \b
+    Example:
+      refgraph check-delete media:9fKagDCiN6sb --db refs.db && delete-media 9fKagDCiN6sb
+    """
+    answer = guard.check_delete(conn, list(dict.fromkeys(nodes)), origins, max_age)
+    if as_json:
+        sys.stdout.write(output.to_json(answer))
+    else:
+        click.echo("\n".join(output.guard_text(answer) + output.basis_lines(answer["basis"])))
+    sys.exit(answer["exit"])

@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import NoReturn
 
 import aiohttp
@@ -59,7 +60,7 @@ class Client:
                  stats: Counter | None = None, retries: int = DEFAULT_RETRIES,
                  backoff: float = DEFAULT_BACKOFF, limit: int = PAGE_LIMIT,
                  rng: random.Random | None = None, secret: str | None = None, max_pages: int = MAX_PAGES,
-                 throttle: Throttle | None = None):
+                 throttle: Throttle | None = None, on_event: Callable[..., None] | None = None):
         self.session = session
         self.base_url = base_url
         self.version = version
@@ -69,6 +70,7 @@ class Client:
         self.limit = limit
         self.max_pages = max_pages
         self.throttle = throttle or Throttle(concurrency=1_000_000, stats=self.stats)
+        self.on_event = on_event or (lambda kind, **fields: None)
         self.rng = rng or random.Random()
         self._origin = yarl.URL(base_url).origin()
         # A server that echoes the token back must not get it into errors or the database.
@@ -134,6 +136,8 @@ class Client:
             if delay is None:
                 raise NodeUnavailable(f"{_describe(fault)} after {attempt} attempt(s)")
             self.stats["retry/count"] += 1
+            self.on_event("retry", node=str(node), endpoint=endpoint.name, fault=_describe(fault), attempt=attempt,
+                          delay=round(delay, 3))
             if fault in PUSHBACK_STATUSES:
                 self.throttle.push_back(delay)  # everyone waits, this worker too (in acquire)
             else:

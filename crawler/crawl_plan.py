@@ -70,6 +70,8 @@ def resumed_crawl(*, db: str, base_url: str | None, given: list[str], concurrenc
     if base_url and _normal(base_url) != crawl["base_url"]:
         raise PlanError(f"--base-url is not the server of crawl #{crawl['crawl_id']} ({crawl['base_url']})")
     options = CrawlOptions((), frozenset(crawl["origins"].split(",")), concurrency, args.get("max_depth"))
+    if settings.get("stale_after") is None:  # a resumed incremental crawl stays incremental
+        settings["stale_after"] = args.get("stale_after")
     return CrawlSettings(db=db, base_url=crawl["base_url"], api_version=crawl["api_version"], options=options,
                          resume=crawl["crawl_id"], **settings)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +30,7 @@ DEFAULT_GRACE = 5.0  # seconds that requests in flight may still finish after an
 STOPPING_ERRORS = (AuthRejected, VersionGone, FatalResponse, Forbidden)
 
 Replay = Mapping[tuple[Node, str], Sequence[Node]]
+OnEvent = Callable[..., None]  # on_event(kind, **fields): for logs, never for steering
 
 
 class Fetcher(Protocol):
@@ -63,8 +64,9 @@ class CrawlReport:
 
 class _Crawl:
     def __init__(self, fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter,
-                 interrupt: asyncio.Event | None, replay: Replay):
+                 interrupt: asyncio.Event | None, replay: Replay, on_event: OnEvent):
         self.fetcher, self.sink, self.options, self.stats = fetcher, sink, options, stats
+        self.on_event = on_event
         self.interrupt = interrupt or asyncio.Event()
         self.replay = replay
         self.origins = set(options.origins)
@@ -95,6 +97,7 @@ class _Crawl:
                 sources = self.replay.get((node, endpoint.name))
                 if sources is None:
                     self.queue.put_nowait((node, endpoint, depth))
+                    self.stats["pairs/queued"] += 1
                     continue
                 self.stats["fetch/replayed"] += 1
                 self.report.counts["replayed_referrers"] += len(sources)
@@ -196,6 +199,8 @@ class _Crawl:
         self.report.counts["edges"] += len(result.references)
         if result.status == "failed":
             self.report.failures.append(result)
+            self.on_event("node_failed", node=str(result.node), endpoint=result.endpoint.name, error=result.error,
+                          referrers_at_least=result.referrers)
         if result.status == "complete":
             self.tally(result.node, result.referrers)
 
@@ -227,10 +232,15 @@ class _Crawl:
 
 
 async def crawl(fetcher: Fetcher, sink: Sink, options: CrawlOptions, stats: Counter | None = None,
-                interrupt: asyncio.Event | None = None, replay: Replay | None = None) -> CrawlReport:
+                interrupt: asyncio.Event | None = None, replay: Replay | None = None,
+                on_event: OnEvent | None = None) -> CrawlReport:
     """Crawl the upstream closure of ``options.seeds``; every result goes to ``sink``.
 
     Setting ``interrupt`` (or cancelling) ends the crawl as 'interrupted' instead of raising.
     """
     stats = stats if stats is not None else Counter()
-    return await _Crawl(fetcher, sink, options, stats, interrupt, replay or {}).run()
+    return await _Crawl(fetcher, sink, options, stats, interrupt, replay or {}, on_event or _ignore).run()
+
+
+def _ignore(kind: str, **fields) -> None:
+    pass

@@ -15,7 +15,8 @@ from typing import Any
 
 __all__ = [
     "safe", "to_json", "to_csv", "table", "basis_lines", "refs_text", "impact_text", "orphans_text",
-    "path_text", "stats_text", "crawl_summary", "REFS_CSV", "IMPACT_CSV", "ORPHANS_CSV",
+    "path_text", "stats_text", "crawl_summary", "runs_text", "diff_text", "REFS_CSV", "IMPACT_CSV", "ORPHANS_CSV",
+    "RUNS_CSV",
 ]
 
 
@@ -199,3 +200,49 @@ def crawl_summary(run, db: str, shown: int = 20) -> list[str]:
     if report.outcome != "fatal":
         lines.append(f"next: refgraph stats --db {db}   refgraph orphans --db {db}")
     return lines
+
+
+RUNS_CSV = ["crawl_id", "started_at", "finished_at", "outcome", "seeds", "fetched", "failed", "missing", "edges",
+            "requests", "base_url", "api_version", "origins"]
+
+
+def runs_text(runs: list[dict]) -> list[str]:
+    if not runs:
+        return ["no runs recorded"]
+    rows = [[r["crawl_id"], r["started_at"], r["finished_at"] or "-", r["outcome"] + ("*" if r["flags"] else ""),
+             r["seeds"], r["fetched"], r["failed"], r["missing"], r["edges"], r["requests"],
+             f"{r['base_url']} {r['api_version']}"] for r in runs]
+    lines = table(["RUN", "STARTED", "FINISHED", "OUTCOME", "SEEDS", "FETCHED", "FAILED", "MISSING", "REFERENCES",
+                   "REQUESTS", "SERVER"], rows, indent="")
+    if any(r["flags"] for r in runs):
+        lines.append("* flagged: the result looked like a catastrophe (refgraph runs --json shows why)")
+    return lines
+
+
+def diff_text(d: dict) -> list[str]:
+    c = d["counts"]
+    lines = [f"from run #{d['from']} to run #{d['to']}: {plural(c['added'], 'reference')} added, "
+             f"{c['removed']} removed; {c['became_unused']} media became unused, {c['used_again']} used again"]
+    for title, key in (("added", "added"), ("removed", "removed")):
+        if d[key]:
+            lines.append(f"{title}:")
+            lines += table(["SOURCE", "TARGET", "ORIGIN", "LOCATION"],
+                           [[e["source"], e["target"], e["origin"], e["reference"].get("location")] for e in d[key]])
+    for title, key in (("became unused", "became_unused"), ("used again", "used_again")):
+        if d[key]:
+            lines.append(f"{title}:")
+            lines += [f"  {safe(n['node'])}" for n in d[key]]
+    return lines
+
+
+def guard_text(a: dict) -> list[str]:
+    lines = []
+    for n in a["nodes"]:
+        lines.append(f"{safe(n['node'])}  {n['verdict'].upper()}: {safe(n['reason'])}")
+        for origin, sources in sorted(n["referrers"].items()):
+            shown = ", ".join(safe(s) for s in sources[:8]) + (f" (+{len(sources) - 8} more)" if len(sources) > 8 else "")
+            lines.append(f"    via {origin}: {shown}")
+    for flag in a["flags"]:
+        lines.append(f"WARNING: the last crawl looks wrong: {safe(flag)}")
+    verdict = {0: "safe to delete", 1: "NOT safe: still referenced", 3: "NOT safe: unknown or stale"}[a["exit"]]
+    return lines + [f"verdict: {verdict}"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import io
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 from .api import DEFAULT_TIMEOUT, PAGE_LIMIT, open_session
 from .client import Client
 from .engine import CrawlOptions, CrawlReport, crawl
+from .progress import Reporter
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
 from .store import BatchWriter, Store, utc_now
 from .throttle import Throttle
@@ -56,20 +58,27 @@ class CrawlRun:
     stats: Counter
 
 
-async def run_crawl(settings: CrawlSettings) -> CrawlRun:
+async def run_crawl(settings: CrawlSettings, reporter: Reporter | None = None) -> CrawlRun:
     """Crawl, store, record. A Ctrl-C ends it as 'interrupted' with everything finished kept."""
     with _signals_interrupt() as interrupt:  # from the start: a signal never leaves a 'running' row
-        return await _run(settings, interrupt)
+        return await _run(settings, interrupt, reporter or Reporter(io.StringIO(), quiet=True))
 
 
-async def _run(settings: CrawlSettings, interrupt: asyncio.Event) -> CrawlRun:
+async def _run(settings: CrawlSettings, interrupt: asyncio.Event, reporter: Reporter) -> CrawlRun:
     stats: Counter = Counter()
     store = await Store.open(settings.db)
     try:
         previous = await store.previous_base_url()
         crawl_id, options, replay = await _begin(store, settings)
+        reporter.event("start", **{**settings.recorded_args(), "crawl": crawl_id, "seeds": len(options.seeds),
+                                   "resumed": settings.resume is not None, "fresh_pairs": len(replay)})
         writer = BatchWriter(store, crawl_id)
-        report = await _crawl_with_session(settings, options, replay, writer, stats, interrupt)
+        progress = asyncio.create_task(reporter.run(stats))
+        try:
+            report = await _crawl_with_session(settings, options, replay, writer, stats, interrupt, reporter.event)
+        finally:
+            progress.cancel()
+            reporter.finish()
         if previous not in (None, settings.base_url):
             report.warnings.append(f"this database was last crawled from {previous}; answers now mix "
                                    f"both servers (use one database per installation)")
@@ -80,6 +89,9 @@ async def _run(settings: CrawlSettings, interrupt: asyncio.Event) -> CrawlRun:
         message = "; ".join(filter(None, [report.message, *report.warnings])) or None
         await store.finish_crawl(crawl_id, report.outcome, message, report.origins or options.origins,
                                  report.flags, dict(report.counts), dict(stats))
+        reporter.event("end", crawl=crawl_id, outcome=report.outcome, message=message, flags=report.flags,
+                       seconds=round(report.seconds, 3), **{k: v for k, v in report.counts.items()},
+                       requests=stats["requests/total"], retries=stats["retry/count"])
     finally:
         await store.close()
     return CrawlRun(crawl_id, report, stats)
@@ -103,13 +115,14 @@ async def _begin(store: Store, settings: CrawlSettings) -> tuple[int, CrawlOptio
 
 
 async def _crawl_with_session(settings: CrawlSettings, options: CrawlOptions, replay: dict, writer: BatchWriter,
-                              stats: Counter, interrupt: asyncio.Event) -> CrawlReport:
+                              stats: Counter, interrupt: asyncio.Event, on_event) -> CrawlReport:
     async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
                             concurrency=options.concurrency) as session:
         client = Client(session, settings.base_url, settings.api_version, stats=stats,
                         retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit,
-                        secret=settings.token, throttle=Throttle(options.concurrency, settings.rate, stats))
-        return await crawl(client, writer, options, stats, interrupt, replay)
+                        secret=settings.token, throttle=Throttle(options.concurrency, settings.rate, stats),
+                        on_event=on_event)
+        return await crawl(client, writer, options, stats, interrupt, replay, on_event)
 
 
 @contextlib.contextmanager

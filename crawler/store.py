@@ -165,14 +165,14 @@ class Store:
     async def begin_crawl(self, *, base_url: str, api_version: str, origins: Iterable[str],
                           args: dict[str, Any], seeds: Iterable[Node]) -> int:
         seeds = list(seeds)
-        await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id) VALUES (?, ?)",
-                                    [(n.kind, n.id) for n in seeds])
         cursor = await self.conn.execute(
             "INSERT INTO crawls (started_at, base_url, api_version, origins, args_json, seeds)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (utc_now(), base_url, api_version, ",".join(sorted(origins)),
              json.dumps(args, sort_keys=True), len(seeds)))
         crawl_id = cursor.lastrowid
+        await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id, first_crawl) VALUES (?, ?, ?)",
+                                    [(n.kind, n.id, crawl_id) for n in seeds])
         await self.conn.executemany(
             "INSERT OR IGNORE INTO crawl_seeds (crawl_id, node_id)"
             " SELECT ?, node_id FROM nodes WHERE kind = ? AND id = ?", [(crawl_id, n.kind, n.id) for n in seeds])
@@ -233,7 +233,8 @@ class Store:
             if r.status == "complete":
                 retire.append((crawl_id, r.node.kind, r.node.id, r.endpoint.origin, crawl_id))
         try:
-            await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id) VALUES (?, ?)", sorted(nodes))
+            await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id, first_crawl) VALUES (?, ?, ?)",
+                                        [(kind, ident, crawl_id) for kind, ident in sorted(nodes)])
             await self.conn.executemany(_EDGE_UPSERT, edges)
             await self.conn.executemany(_EDGE_RETIRE, retire)
             await self.conn.executemany(_FETCH_UPSERT, fetches)
