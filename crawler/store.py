@@ -198,7 +198,7 @@ class Store:
         if crawl_id is not None:
             fetch_where, edge_where, param = "f.crawl_id = ?", "e.last_crawl = f.crawl_id", crawl_id
         else:
-            fetch_where, edge_where, param = "f.fetched_at >= ?", "e.removed_crawl IS NULL", fresh_since
+            fetch_where, edge_where, param = "f.fetched_at > ?", "e.removed_crawl IS NULL", fresh_since
         out: dict[tuple[Node, str], list[Node]] = {}
         async with self.conn.execute(
                 "SELECT n.kind, n.id, f.endpoint FROM fetches f JOIN nodes n USING (node_id)"

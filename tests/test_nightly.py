@@ -1,0 +1,126 @@
+"""The nightly loop: incremental recrawls, the delete guard, logs fit for cron, configuration."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections import Counter
+
+import pytest
+from conftest import doc, media, pub
+from test_cli import KNOWN, SEEDS
+
+from crawler.model import Reference
+from crawler.progress import Reporter
+from crawler.sandbox_data import Dataset
+
+
+@pytest.fixture
+def known_db(tmp_path, sandbox, run_cli, db):
+    url, stats = sandbox(KNOWN)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(SEEDS)
+    assert run_cli("crawl", "--base-url", url, "--seeds-file", seeds, "--db", db).exit_code == 0
+    return db, url, stats, seeds
+
+
+def test_stale_after_fetches_only_what_is_stale_or_new(known_db, run_cli):
+    db, url, stats, seeds = known_db
+    before = stats.requests
+    again = run_cli("crawl", "--base-url", url, "--seeds-file", seeds, "--stale-after", "1h", "--db", db)
+    assert again.exit_code == 0 and stats.requests == before  # everything was fresh
+    newcomer = run_cli("crawl", "--base-url", url, "--seeds-file", seeds, "media:never-seen", "--stale-after", "1h",
+                       "--db", db)
+    assert newcomer.exit_code == 0  # the new seed is not in the sandbox: missing, which is no failure
+    assert stats.requests == before + 2  # only the new seed, through its two endpoints
+    full = run_cli("crawl", "--base-url", url, "--seeds-file", seeds, "--stale-after", "0s", "--db", db)
+    assert full.exit_code == 0 and stats.requests > before + 2  # nothing is fresh within 0 s
+    with sqlite3.connect(db) as conn:
+        assert [r[0] for r in conn.execute("SELECT outcome FROM crawls")] == ["complete"] * 4
+
+
+@pytest.mark.parametrize("nodes, code, verdicts", [
+    (["media:m 2/x"], 0, ["unused"]),
+    (["media:m1"], 1, ["used"]),
+    (["media:m1", "media:m 2/x"], 1, ["used", "unused"]),
+    (["media:nope"], 3, ["unknown"]),
+    (["media:m 2/x", "media:nope"], 3, ["unused", "unknown"]),
+])
+def test_check_delete_exit_codes(known_db, run_cli, nodes, code, verdicts):
+    db = known_db[0]
+    result = run_cli("check-delete", *nodes, "--db", db, "--json")
+    answer = json.loads(result.stdout)
+    assert result.exit_code == code and [n["verdict"] for n in answer["nodes"]] == verdicts
+    assert answer["safe"] is (code == 0)
+
+
+def test_check_delete_says_who_and_what_it_looked_at(known_db, run_cli):
+    db = known_db[0]
+    used = run_cli("check-delete", "media:m1", "--db", db)
+    assert "media:m1  USED" in used.stdout and "via publication: document:1" in used.stdout
+    assert "via media: media:m3" in used.stdout and "verdict: NOT safe: still referenced" in used.stdout
+    unused = run_cli("check-delete", "media:m 2/x", "--db", db)
+    assert "verdict: safe to delete" in unused.stdout and "invisible to the API" in unused.stdout
+    stale = run_cli("check-delete", "media:m 2/x", "--max-age", "0s", "--db", db)
+    assert stale.exit_code == 3 and "STALE" in stale.stdout
+
+
+def test_check_delete_on_drafts_only_and_on_deleted_referrers(sandbox, run_cli, db):
+    ghost = doc(9)
+    dataset = Dataset.from_edges([], [Reference.make(doc(2), doc(1), "draft", {"id": "1"}), pub(ghost, media("a"))])
+    dataset.nodes.discard(ghost)
+    dataset.changed()
+    url, _ = sandbox(dataset)
+    assert run_cli("crawl", "--base-url", url, "document:1", "media:a", "--db", db).exit_code == 0
+    drafts = json.loads(run_cli("check-delete", "document:1", "--db", db, "--json").stdout)
+    assert (drafts["exit"], drafts["nodes"][0]["verdict"]) == (1, "used-by-drafts-only")
+    dangling = json.loads(run_cli("check-delete", "media:a", "--db", db, "--json").stdout)
+    assert (dangling["exit"], dangling["nodes"][0]["verdict"]) == (3, "dangling")
+
+
+def test_json_logs_parse_and_hold_the_summary(tmp_path, sandbox, run_cli, db):
+    url, stats = sandbox(KNOWN)
+    result = run_cli("crawl", "--base-url", url, "media:m1", "media:m 2/x", "--log-format", "json", "--db", db)
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "end"
+    end = events[-1]
+    assert end["outcome"] == "complete" and end["requests"] == stats.requests and end["fetched"] == stats.requests
+    assert all("sandbox-token" not in line for line in result.stderr.splitlines())
+
+
+def test_status_line_and_quiet():
+    stats = Counter({"pairs/queued": 50, "fetch/complete": 20, "fetch/failed": 2, "requests/total": 30,
+                     "retry/count": 4})
+    line = Reporter(io.StringIO(), tty=False).status(stats)
+    assert line.startswith("22 done, 28 queued, 2 failed, ") and "4 retries" in line and "ETA" in line
+    quiet = io.StringIO()
+    Reporter(quiet, quiet=True, json_logs=True).event("retry", node="media:x")
+    assert quiet.getvalue() == ""
+
+
+def test_config_file_environment_and_command_line_in_that_order(known_db, run_cli, tmp_path):
+    db = known_db[0]
+    config = tmp_path / "refgraph.toml"
+    config.write_text(f'db = "{db}"\n[orphans]\nendpoints = "media"\n')
+    from_file = json.loads(run_cli("--config", config, "orphans", "--json").stdout)
+    assert from_file["endpoints"] == ["mediaLibrary/incomingMediaReferences"]
+    from_env = json.loads(run_cli("--config", config, "orphans", "--json", env={"REFGRAPH_ENDPOINTS": "publications"}
+                                  ).stdout)
+    assert from_env["endpoints"] == ["mediaLibrary/incomingDocumentReferences"]
+    from_flag = json.loads(run_cli("--config", config, "orphans", "--json", "--endpoints", "media,publications",
+                                   env={"REFGRAPH_ENDPOINTS": "publications"}).stdout)
+    assert len(from_flag["endpoints"]) == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[crawl]\nconcurency = 3\n', "'concurency' is not an option of refgraph crawl"),
+    ('token = "abc"\n', "does not belong in a config file"),
+    ('[nightly]\ndb = "x"\n', "[nightly] is not a refgraph command"),
+    ('db = \n', "not valid TOML"),
+])
+def test_a_bad_config_file_is_named(run_cli, tmp_path, content, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = run_cli("--config", config, "stats")
+    assert result.exit_code == 2 and message in result.stderr and "abc" not in result.stderr
