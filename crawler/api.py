@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -20,7 +20,7 @@ from .model import Endpoint, FetchResult, Node, Reference
 __all__ = [
     "DEFAULT_API_VERSION", "PAGE_LIMIT", "ApiError", "AuthRejected", "VersionGone", "Forbidden",
     "FatalResponse", "NodeMissing", "NodeUnavailable", "MalformedPage", "Page", "parse_page",
-    "endpoint_url", "validate_base_url", "open_session",
+    "endpoint_url", "validate_base_url", "open_session", "search_url", "parse_search_page",
 ]
 
 DEFAULT_API_VERSION = "2026-01"
@@ -81,6 +81,7 @@ class Page:
     entries: int  # sources listed on the page, before deduplication: decides "short page"
     cursor: str | None
     total: int | None
+    sources: list[Node] = field(default_factory=list)  # a search page's documents
 
 
 def _preview(value: Any, limit: int = 120) -> str:
@@ -198,3 +199,39 @@ def open_session(token: str, *, insecure: bool = False, timeout: float = DEFAULT
         raise_for_status=False,
         trust_env=False,
     )
+
+
+def search_url(base_url: str, version: str, query: dict[str, Any]) -> yarl.URL:
+    """The publications search: every published document, a page at a time.
+
+    >>> str(search_url("http://h", "2026-01", {"fields": "id", "limit": 100}))
+    'http://h/api/2026-01/publications/search?fields=id&limit=100'
+    """
+    qs = urllib.parse.urlencode({k: str(v) for k, v in query.items()}, quote_via=urllib.parse.quote)
+    return yarl.URL(f"{base_url}/api/{_segment(version)}/publications/search?{qs}", encoded=True)
+
+
+def parse_search_page(body: Any) -> Page:
+    """A page of the publications search as document nodes (in ``Page.references``' place, the
+    ids go in ``sources``); either body shape, each result ``{"id": N}`` or with
+    ``systemdata.documentId``.
+
+    >>> parse_search_page({"results": [{"id": 7}, {"systemdata": {"documentId": "8"}}], "total": 2}).sources
+    [Node(kind='document', id='7'), Node(kind='document', id='8')]
+    """
+    if isinstance(body, list):
+        entries, total, cursor = body, None, None
+    elif isinstance(body, dict) and isinstance(body.get("results"), list):
+        entries = body["results"]
+        total = body.get("total") if type(body.get("total")) is int else None
+        cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+    else:
+        raise MalformedPage(f"expected a JSON array or an object with 'results', got {_preview(body)}")
+    nodes = []
+    for index, entry in enumerate(entries):
+        raw = entry.get("id", (entry.get("systemdata") or {}).get("documentId")) if isinstance(entry, dict) else None
+        try:
+            nodes.append(Node.of("document", raw))
+        except ValueError as exc:
+            raise MalformedPage(f"publication #{index}: {exc}") from None
+    return Page([], len(entries), cursor or None, total, sources=nodes)

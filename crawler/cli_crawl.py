@@ -72,6 +72,8 @@ def read_token(token_file: str | None) -> str:
               help="Retries of a request after a transient fault.")
 @click.option("--backoff", type=click.FloatRange(min=0), default=DEFAULT_BACKOFF, show_default=True, metavar="SECONDS",
               help="Wait before the first retry; doubles each time, with jitter.")
+@click.option("--all-published", is_flag=True,
+              help="Add every published document (the publications search) to the seeds.")
 @click.option("--resume", is_flag=True, help="Carry on the last crawl in --db where it stopped.")
 @click.option("--stale-after", type=DURATION, default=None, metavar="DURATION",
               help="Only fetch again what was not crawled completely within DURATION (e.g. 24h); "
@@ -84,7 +86,8 @@ def read_token(token_file: str | None) -> str:
 @db_option
 @click.pass_context
 def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, rate, max_depth, token_file,
-          insecure, timeout, retries, backoff, resume, stale_after, quiet, log_format, progress_interval, db):
+          insecure, timeout, retries, backoff, all_published, resume, stale_after, quiet, log_format, progress_interval,
+          db):
     """Crawl the referrers of NODES, transitively, into --db.
 
     Starts from NODES and --seeds-file, fetches who references each through every enabled
@@ -103,13 +106,15 @@ def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, r
               "backoff": backoff, "rate": rate, "stale_after": stale_after}
     try:
         if resume:
-            given = [f"--{name.replace('_', '-')}" for name in ("seeds_file", "api_version", "origins", "max_depth")
+            given = [f"--{name.replace('_', '-')}" for name in ("seeds_file", "api_version", "origins", "max_depth",
+                                                                 "all_published")
                      if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
             given = (["NODES"] if nodes else []) + [g.replace("--origins", "--endpoints") for g in given]
             settings = resumed_crawl(base_url=base_url, given=given, token=read_token(token_file), **common)
         else:
             settings = new_crawl(nodes=list(nodes), seeds_file=seeds_file, base_url=base_url, api_version=api_version,
-                                 origins=origins, max_depth=max_depth, token=read_token(token_file), **common)
+                                 origins=origins, max_depth=max_depth, token=read_token(token_file),
+                                 all_published=all_published, **common)
     except PlanError as exc:
         raise InputError(str(exc)) from None
     if insecure:

@@ -13,7 +13,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import aiohttp
 import yarl
@@ -33,6 +33,8 @@ from .api import (
     VersionGone,
     endpoint_url,
     parse_page,
+    parse_search_page,
+    search_url,
 )
 from .model import Endpoint, FetchResult, Node, Reference
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, parse_retry_after, should_retry
@@ -89,6 +91,32 @@ class Client:
             self.stats["paging/restart"] += 1
         paging.fail(f"the referrers kept changing while being paged ({MAX_RESTARTS} tries)")
 
+    async def published_documents(self) -> tuple[list[Node], str | None]:
+        """Every published document, from the publications search; and a warning when the list
+        cannot be complete (a server without cursor stops at offset 10000)."""
+        found: dict[Node, None] = {}
+        offset, cursor, total = 0, None, None
+        while True:
+            if cursor is None and offset >= OFFSET_WINDOW and (total is None or len(found) < total):
+                return list(found), (f"the publications search gives no cursor and stops at offset {OFFSET_WINDOW}: "
+                                     f"{len(found)} of {total if total is not None else 'more'} published documents "
+                                     "listed; the rest are not seeds of this crawl")
+            query = {"fields": "id", "limit": self.limit, **({"after": cursor} if cursor else {"offset": offset})}
+            try:
+                page = await self._fetch_page(search_url(self.base_url, self.version, query), None, None,
+                                              parse=parse_search_page)
+            except (NodeMissing, NodeUnavailable) as exc:
+                raise FatalResponse(f"could not list the published documents: {exc}") from None
+            total = page.total if page.total is not None else total
+            before = len(found)
+            found.update(dict.fromkeys(page.sources))
+            if page.entries < self.limit or (not page.cursor and total is not None and len(found) >= total):
+                return list(found), None
+            if len(found) == before:
+                return list(found), (f"the publications search repeated itself at offset {offset}: "
+                                     f"{len(found)} published documents listed, perhaps not all")
+            offset, cursor = offset + page.entries, page.cursor
+
     async def _page_through(self, p: _Paging) -> bool:
         """Fetch every page into ``p``; False when the content moved under offset paging and the
         target must be paged again from the start."""
@@ -111,18 +139,19 @@ class Client:
             if p.take(page, self.limit):
                 return True
 
-    async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint, node: Node, first: bool = True) -> Page:
+    async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint | None, node: Node | None, first: bool = True,
+                          parse: Callable[[Any], Any] | None = None) -> Any:
         attempt, redirects = 0, 0
         while True:
             try:
-                outcome = await self._attempt(url, endpoint, node)
+                outcome = await self._attempt(url, endpoint, node, parse)
             except NodeMissing as exc:
                 if first:
                     raise
                 # It answered a moment ago: deleted while being paged, or a flaky route. Either
                 # way the referrers are not all known.
                 raise NodeUnavailable(f"{exc} on a later page") from None
-            if isinstance(outcome, Page):
+            if not isinstance(outcome, tuple | yarl.URL):
                 return outcome
             if isinstance(outcome, yarl.URL):
                 redirects += 1
@@ -143,22 +172,24 @@ class Client:
             else:
                 await asyncio.sleep(delay)
 
-    async def _attempt(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page | yarl.URL | Fault:
+    async def _attempt(self, url: yarl.URL, endpoint: Endpoint | None, node: Node | None,
+                       parse: Callable[[Any], Any] | None) -> Any:
         await self.throttle.acquire()
-        outcome: Page | yarl.URL | Fault | None = None
+        outcome: Any = None
         try:
-            outcome = await self._request(url, endpoint, node)
+            outcome = await self._request(url, endpoint, node, parse)
             return outcome
         finally:
             self.throttle.release(ok=not isinstance(outcome, tuple | type(None)))
 
-    async def _request(self, url: yarl.URL, endpoint: Endpoint, node: Node) -> Page | yarl.URL | Fault:
+    async def _request(self, url: yarl.URL, endpoint: Endpoint | None, node: Node | None,
+                       parse: Callable[[Any], Any] | None) -> Any:
         try:
             async with self.session.get(url, allow_redirects=False) as resp:
                 self.stats["requests/total"] += 1
                 self.stats[f"requests/status/{resp.status}"] += 1
                 if resp.status == 200:
-                    return await self._read_page(resp, endpoint, node)
+                    return await self._read_page(resp, parse or (lambda body: parse_page(body, endpoint, node)))
                 if resp.status in (301, 302, 303, 307, 308):
                     return self._redirect_target(resp)
                 await self._raise_permanent(resp, endpoint, node)
@@ -176,11 +207,11 @@ class Client:
             self.stats["faults/connection"] += 1
             return f"connection error ({type(exc).__name__})", None
 
-    async def _read_page(self, resp: aiohttp.ClientResponse, endpoint: Endpoint, node: Node) -> Page | Fault:
+    async def _read_page(self, resp: aiohttp.ClientResponse, parse: Callable[[Any], Any]) -> Any:
         raw = self._redact(await _read_capped(resp))
         try:
             body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-            return parse_page(body, endpoint, node)
+            return parse(body)
         except MalformedPage as exc:
             raise NodeUnavailable(f"unexpected answer from {resp.url.path}: {exc}") from None
         except RecursionError:
@@ -208,14 +239,14 @@ class Client:
                                 f"the token to another host (use that as --base-url if you trust it)")
         return target
 
-    async def _raise_permanent(self, resp: aiohttp.ClientResponse, endpoint: Endpoint, node: Node) -> None:
+    async def _raise_permanent(self, resp: aiohttp.ClientResponse, endpoint: Endpoint | None, node: Node | None) -> None:
         status = resp.status
         if status == 401:
             raise AuthRejected(f"token rejected (expired or wrong): HTTP 401 from {resp.url.host}")
         if status == 403:
-            raise Forbidden(endpoint, f"HTTP 403 on {endpoint.name}: the token's scope does not allow it")
+            raise Forbidden(endpoint, f"HTTP 403 on {_where(endpoint, resp)}: the token's scope does not allow it")
         if status == 404:
-            raise NodeMissing(f"{node} not found (HTTP 404 on {endpoint.name})")
+            raise NodeMissing(f"{node or resp.url.path} not found (HTTP 404 on {_where(endpoint, resp)})")
         if status == 410:
             raise VersionGone(f"API version {self.version} is gone on this server; try a newer --api-version")
         if status not in (429, 500, 502, 503, 504):
@@ -284,6 +315,10 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise MalformedPage(f"number {text[:40]} is out of range")
     return value
+
+
+def _where(endpoint: Endpoint | None, resp: aiohttp.ClientResponse) -> str:
+    return endpoint.name if endpoint is not None else resp.url.path
 
 
 def _describe(fault: int | str) -> str:

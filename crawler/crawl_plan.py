@@ -31,8 +31,8 @@ def new_crawl(*, nodes: list[Node], seeds_file: str | None, base_url: str | None
         seeds = list(dict.fromkeys([*nodes, *(read_seeds_file(seeds_file) if seeds_file else [])]))
     except SeedError as exc:
         raise PlanError(str(exc)) from None
-    if not seeds:
-        raise PlanError("no seeds: give NODE arguments (media:ID, document:ID) or --seeds-file")
+    if not seeds and not settings.get("all_published"):
+        raise PlanError("no seeds: give NODE arguments (media:ID, document:ID), --seeds-file or --all-published")
     for kind in sorted({s.kind for s in seeds}):
         if not endpoints_for(kind, origins):
             raise PlanError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "

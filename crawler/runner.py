@@ -18,6 +18,7 @@ from typing import Any
 from .api import DEFAULT_TIMEOUT, PAGE_LIMIT, open_session
 from .client import Client
 from .engine import CrawlOptions, CrawlReport, crawl
+from .model import Node
 from .progress import Reporter
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
 from .store import BatchWriter, Store, utc_now
@@ -41,6 +42,7 @@ class CrawlSettings:
     page_limit: int = PAGE_LIMIT  # the API's maximum; smaller only to exercise paging in tests
     resume: int | None = None  # the crawl to carry on; its seeds come from the database
     stale_after: float | None = None  # seconds: pairs fetched completely more recently are not fetched again
+    all_published: bool = False  # add every published document (publications search) to the seeds
 
     def recorded_args(self) -> dict[str, Any]:
         """What the crawls table keeps about this run: everything but the token."""
@@ -48,7 +50,8 @@ class CrawlSettings:
         return {"base_url": self.base_url, "api_version": self.api_version,
                 "origins": sorted(o.origins), "concurrency": o.concurrency, "max_depth": o.max_depth,
                 "seeds": len(o.seeds), "insecure": self.insecure, "timeout": self.timeout,
-                "retries": self.retries, "rate": self.rate, "stale_after": self.stale_after}
+                "retries": self.retries, "rate": self.rate, "stale_after": self.stale_after,
+                "all_published": self.all_published}
 
 
 @dataclass
@@ -68,61 +71,66 @@ async def _run(settings: CrawlSettings, interrupt: asyncio.Event, reporter: Repo
     stats: Counter = Counter()
     store = await Store.open(settings.db)
     try:
-        previous = await store.previous_base_url()
-        crawl_id, options, replay = await _begin(store, settings)
-        reporter.event("start", **{**settings.recorded_args(), "crawl": crawl_id, "seeds": len(options.seeds),
-                                   "resumed": settings.resume is not None, "fresh_pairs": len(replay)})
-        writer = BatchWriter(store, crawl_id)
-        progress = asyncio.create_task(reporter.run(stats))
-        try:
-            report = await _crawl_with_session(settings, options, replay, writer, stats, interrupt, reporter.event)
-        finally:
-            progress.cancel()
-            reporter.finish()
-        if previous not in (None, settings.base_url):
-            report.warnings.append(f"this database was last crawled from {previous}; answers now mix "
-                                   f"both servers (use one database per installation)")
-        try:
-            await writer.close()
-        except Exception as exc:  # e.g. disk full: the run is recorded as fatal, not as done
-            report.outcome, report.message = "fatal", f"could not write to {settings.db}: {exc}"
-        message = "; ".join(filter(None, [report.message, *report.warnings])) or None
-        await store.finish_crawl(crawl_id, report.outcome, message, report.origins or options.origins,
-                                 report.flags, dict(report.counts), dict(stats))
-        reporter.event("end", crawl=crawl_id, outcome=report.outcome, message=message, flags=report.flags,
-                       seconds=round(report.seconds, 3), **{k: v for k, v in report.counts.items()},
-                       requests=stats["requests/total"], retries=stats["retry/count"])
+        async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
+                                concurrency=settings.options.concurrency) as session:
+            client = Client(session, settings.base_url, settings.api_version, stats=stats,
+                            retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit,
+                            secret=settings.token, on_event=reporter.event,
+                            throttle=Throttle(settings.options.concurrency, settings.rate, stats))
+            run = await _crawl(settings, store, client, stats, interrupt, reporter)
     finally:
         await store.close()
+    return run
+
+
+async def _crawl(settings: CrawlSettings, store: Store, client: Client, stats: Counter, interrupt: asyncio.Event,
+                 reporter: Reporter) -> CrawlRun:
+    previous = await store.previous_base_url()
+    published, warning = (await client.published_documents()) if settings.all_published else ([], None)
+    crawl_id, options, replay = await _begin(store, settings, published)
+    reporter.event("start", **{**settings.recorded_args(), "crawl": crawl_id, "seeds": len(options.seeds),
+                               "resumed": settings.resume is not None, "fresh_pairs": len(replay)})
+    writer = BatchWriter(store, crawl_id)
+    progress = asyncio.create_task(reporter.run(stats))
+    try:
+        report = await crawl(client, writer, options, stats, interrupt, replay, reporter.event)
+    finally:
+        progress.cancel()
+        reporter.finish()
+    report.warnings += [w for w in [warning] if w]
+    if previous not in (None, settings.base_url):
+        report.warnings.append(f"this database was last crawled from {previous}; answers now mix "
+                               f"both servers (use one database per installation)")
+    try:
+        await writer.close()
+    except Exception as exc:  # e.g. disk full: the run is recorded as fatal, not as done
+        report.outcome, report.message = "fatal", f"could not write to {settings.db}: {exc}"
+    message = "; ".join(filter(None, [report.message, *report.warnings])) or None
+    await store.finish_crawl(crawl_id, report.outcome, message, report.origins or options.origins,
+                             report.flags, dict(report.counts), dict(stats))
+    reporter.event("end", crawl=crawl_id, outcome=report.outcome, message=message, flags=report.flags,
+                   seconds=round(report.seconds, 3), **dict(report.counts),
+                   requests=stats["requests/total"], retries=stats["retry/count"])
     return CrawlRun(crawl_id, report, stats)
 
 
-async def _begin(store: Store, settings: CrawlSettings) -> tuple[int, CrawlOptions, dict]:
+async def _begin(store: Store, settings: CrawlSettings, published: list[Node]) -> tuple[int, CrawlOptions, dict]:
     """The crawl's row and seeds, and what need not be fetched again: pairs still fresh
     (--stale-after), and for --resume the pairs the crawl already finished."""
     fresh = {}
     if settings.stale_after is not None:
         fresh = await store.replay(fresh_since=utc_now(ago=settings.stale_after))
     if settings.resume is None:
+        options = dataclasses.replace(settings.options,
+                                      seeds=tuple(dict.fromkeys([*settings.options.seeds, *published])))
         crawl_id = await store.begin_crawl(
-            base_url=settings.base_url, api_version=settings.api_version, origins=settings.options.origins,
-            args=settings.recorded_args(), seeds=settings.options.seeds)
-        return crawl_id, settings.options, fresh
+            base_url=settings.base_url, api_version=settings.api_version, origins=options.origins,
+            args=settings.recorded_args(), seeds=options.seeds)
+        return crawl_id, options, fresh
     seeds = await store.crawl_seeds(settings.resume)
     done = await store.replay(crawl_id=settings.resume)
     await store.reopen_crawl(settings.resume)
     return settings.resume, dataclasses.replace(settings.options, seeds=tuple(seeds)), {**fresh, **done}
-
-
-async def _crawl_with_session(settings: CrawlSettings, options: CrawlOptions, replay: dict, writer: BatchWriter,
-                              stats: Counter, interrupt: asyncio.Event, on_event) -> CrawlReport:
-    async with open_session(settings.token, insecure=settings.insecure, timeout=settings.timeout,
-                            concurrency=options.concurrency) as session:
-        client = Client(session, settings.base_url, settings.api_version, stats=stats,
-                        retries=settings.retries, backoff=settings.backoff, limit=settings.page_limit,
-                        secret=settings.token, throttle=Throttle(options.concurrency, settings.rate, stats),
-                        on_event=on_event)
-        return await crawl(client, writer, options, stats, interrupt, replay, on_event)
 
 
 @contextlib.contextmanager
