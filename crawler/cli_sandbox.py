@@ -12,7 +12,7 @@ from .demo import report_lines, run_demo
 from .engine import DEFAULT_CONCURRENCY
 from .model import Node
 from .newsroom import generate
-from .sandbox import DEFAULT_NO_DRAFTS_TOKEN, DEFAULT_TOKEN, VERSIONS, serve_forever
+from .sandbox import DEFAULT_NO_DRAFTS_TOKEN, DEFAULT_TOKEN, MUTATE_PATH, VERSIONS, serve_forever
 from .sandbox_faults import FAULT_KINDS, Faults
 from .store import NotARefgraphDatabase
 
@@ -100,12 +100,18 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds, faults):
     does not serve. The --fault options make it misbehave, to test a client's resilience:
     transient 429/503/500, dropped connections, slow and truncated answers, nodes that
     always fail, an offset window, no cursors, and content that changes mid-crawl.
+    It lists published documents at /api/VERSION/publications/search, and for the full
+    token POST /_sandbox/mutate?seed=N&changes=M changes the newsroom as a night would
+    (references added, dropped and moved; documents published and deleted) and answers
+    with what changed, to try a recrawl against.
 
     \b
     Example:
       refgraph sandbox --port 8080 --write-seeds media.txt &
       LIVINGDOCS_TOKEN=sandbox-token refgraph crawl --base-url http://127.0.0.1:8080 \\
           --seeds-file media.txt --db sandbox.db
+      curl -X POST -H 'Authorization: Bearer sandbox-token' \\
+          'http://127.0.0.1:8080/_sandbox/mutate?seed=1&changes=50'
     """
     dataset = generate(media=media, documents=documents, seed=seed)
 
@@ -121,6 +127,7 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds, faults):
             click.echo(f"wrote {len(dataset.media_ids())} media seeds to {write_seeds}", err=True)
         click.echo(f"sandbox API at {base_url} (versions {', '.join(VERSIONS)}); "
                    f"token '{DEFAULT_TOKEN}', without drafts scope '{DEFAULT_NO_DRAFTS_TOKEN}'; "
+                   f"POST {base_url}{MUTATE_PATH}?seed=N&changes=M changes it overnight-style; "
                    "Ctrl-C stops it", err=True)
         if faults != Faults():
             click.echo(f"injecting faults: {faults.summary()}", err=True)

@@ -20,7 +20,7 @@ from typing import Any
 from crawler.model import Node, Reference
 from crawler.sandbox_data import Dataset
 
-__all__ = ["generate"]
+__all__ = ["generate", "component_id", "directive_fields", "metadata_fields", "link_fields"]
 
 _BASE62 = string.digits + string.ascii_letters
 _BASE36 = string.digits + string.ascii_lowercase
@@ -56,28 +56,31 @@ class _Pool:
         return self.rng.choices(self.items, cum_weights=self.cum)[0]
 
 
-def _cid(rng: random.Random) -> str:
+# The reference shapes below are public so that sandbox_mutation's overnight changes look
+# exactly like what the generator wrote.
+
+def component_id(rng: random.Random) -> str:
     return "doc-" + "".join(rng.choices(_BASE36, k=10))
 
 
-def _directive(rng: random.Random, target: Node, kind: str, name: str) -> dict[str, Any]:
+def directive_fields(rng: random.Random, target: Node, kind: str, name: str) -> dict[str, Any]:
     return {"id": target.id, "type": kind, "location": f"{kind}-directive",
-            "componentId": _cid(rng), "componentName": name, "directiveName": kind}
+            "componentId": component_id(rng), "componentName": name, "directiveName": kind}
 
 
-def _metadata(target: Node, ref_type: str, prop: str) -> dict[str, Any]:
+def metadata_fields(target: Node, ref_type: str, prop: str) -> dict[str, Any]:
     return {"id": target.id, "type": ref_type, "location": "metadata", "propertyName": prop}
 
 
 def _teaser(rng: random.Random, target: Node) -> dict[str, Any]:
     return {"id": target.id, "type": "document", "location": "include-directive",
-            "componentId": _cid(rng), "serviceName": "editable-teaser", "propertyName": "article",
+            "componentId": component_id(rng), "serviceName": "editable-teaser", "propertyName": "article",
             "componentName": "teaser-include", "directiveName": "teaser"}
 
 
-def _link(rng: random.Random, target: Node) -> dict[str, Any]:
+def link_fields(rng: random.Random, target: Node) -> dict[str, Any]:
     return {"id": target.id, "type": "document", "location": "editable-directive",
-            "componentId": _cid(rng), "componentName": "paragraph", "directiveName": "text"}
+            "componentId": component_id(rng), "componentName": "paragraph", "directiveName": "text"}
 
 
 def _media_ids(rng: random.Random, count: int, digit_id: str) -> tuple[list[str], list[str]]:
@@ -153,41 +156,41 @@ class _Newsroom:
         count = rng.choices(range(1, 6), (25, 30, 25, 12, 8))[0]
         lead = [self.images.pick() for _ in range(count)] if self.images else []
         for img in lead:
-            fields = _directive(rng, img, "image", "image")
+            fields = directive_fields(rng, img, "image", "image")
             if rng.random() < 0.005:  # an unknown nested field a lossless store must keep
                 fields["focalPoint"] = {"x": 0.5, "y": 0.3}
             refs.append((img, fields))
         # The teaser image is usually the lead image: one source, two references, one target.
         teaser = lead[0] if self.images and rng.random() < 0.7 else (self.logos or [None])[0]
         if teaser is not None:
-            refs.append((teaser, _metadata(teaser, "image", "teaserImage")))
+            refs.append((teaser, metadata_fields(teaser, "image", "teaserImage")))
         for logo, share in zip(self.logos, _LOGO_SHARES, strict=False):  # at most 3 logos
             if rng.random() < share:
-                refs.append((logo, _directive(rng, logo, "image", "logo")))
+                refs.append((logo, directive_fields(rng, logo, "image", "logo")))
         if self.videos and rng.random() < 0.1:
             video = self.videos.pick()
-            refs.append((video, _directive(rng, video, "video", "video")))
+            refs.append((video, directive_fields(rng, video, "video", "video")))
         if self.files and rng.random() < 0.05:
             file = self.files.pick()
-            refs.append((file, _metadata(file, "file", "attachment")))
+            refs.append((file, metadata_fields(file, "file", "attachment")))
         return refs
 
     def _article_documents(self, doc: Node) -> list[tuple[Node, dict]]:
         rng, authors = self.rng, []
         if self.authors:  # a byline, sometimes two; a few staff writers write most articles
             authors = [self.authors.pick() for _ in range(2 if rng.random() < 0.15 else 1)]
-        refs = [(a, _metadata(a, "document", "author")) for a in dict.fromkeys(authors)]
+        refs = [(a, metadata_fields(a, "document", "author")) for a in dict.fromkeys(authors)]
         if self.live and rng.random() < 0.3:
             for other in rng.sample(self.live, min(len(self.live), rng.randint(1, 3))):
                 if other != doc:
-                    refs.append((other, _link(rng, other)))
+                    refs.append((other, link_fields(rng, other)))
         return refs
 
     def _author(self) -> list[tuple[Node, dict]]:
         if not self.images or self.rng.random() >= 0.7:
             return []
         portrait = self.images.pick()
-        return [(portrait, _metadata(portrait, "image", "portrait"))]
+        return [(portrait, metadata_fields(portrait, "image", "portrait"))]
 
     def _page(self, index: int) -> list[tuple[Node, dict]]:
         rng = self.rng
@@ -200,7 +203,7 @@ class _Newsroom:
             target = rng.choice(self.live)
             refs.append((target, {**_teaser(rng, target), "location": "list-directive",
                                   "componentName": "teaser-list", "listId": 7 + index}))
-        refs += [(logo, _directive(rng, logo, "image", "logo")) for logo in self.logos[:1]]
+        refs += [(logo, directive_fields(rng, logo, "image", "logo")) for logo in self.logos[:1]]
         return refs
 
     def _edited(self, refs: list[tuple[Node, dict]]) -> list[tuple[Node, dict]]:
@@ -210,10 +213,10 @@ class _Newsroom:
             del refs[rng.randrange(len(refs))]
         if self.draft_images and rng.random() < 0.6:
             img = self.draft_images.pick()
-            refs.append((img, _directive(rng, img, "image", "image")))
+            refs.append((img, directive_fields(rng, img, "image", "image")))
         if self.roles["article"] and rng.random() < 0.3:
             other = rng.choice(self.roles["article"])
-            refs.append((other, _link(rng, other)))
+            refs.append((other, link_fields(rng, other)))
         return refs
 
     def _content(self) -> dict[Node, list[tuple[Node, dict]]]:
@@ -224,8 +227,8 @@ class _Newsroom:
                         for doc in self.roles["article"]})
         if len(self.live) >= 2:  # a self-reference and a two-node cycle, whatever the seed
             a, b = self.live[:2]
-            content[a] += [(a, _link(self.rng, a)), (b, _link(self.rng, b))]
-            content[b] += [(a, _link(self.rng, a))]
+            content[a] += [(a, link_fields(self.rng, a)), (b, link_fields(self.rng, b))]
+            content[b] += [(a, link_fields(self.rng, a))]
         return content
 
     def write_documents(self) -> tuple[dict, dict]:
@@ -245,14 +248,14 @@ class _Newsroom:
             kind = self.types[node]
             if kind == "video" and self.images and rng.random() < 0.9:
                 img = self.images.pick()
-                self.media_refs.append((node, img, _metadata(img, "image", "posterImage")))
+                self.media_refs.append((node, img, metadata_fields(img, "image", "posterImage")))
             if kind == "image" and self.images and rng.random() < 0.03:
                 img = self.images.pick()
                 if img != node:
-                    self.media_refs.append((node, img, _metadata(img, "image", "imageLink")))
+                    self.media_refs.append((node, img, metadata_fields(img, "image", "imageLink")))
             if kind == "image" and self.authors and rng.random() < 0.2:
                 who = self.authors.pick()
-                self.media_refs.append((node, who, _metadata(who, "document", "photographer")))
+                self.media_refs.append((node, who, metadata_fields(who, "document", "photographer")))
 
     def dataset(self, pub: dict, drafts: dict) -> Dataset:
         edges = [Reference.make(d, t, "publication", f) for d, refs in pub.items() for t, f in refs]

@@ -3,7 +3,11 @@
 It is both ``refgraph sandbox`` and the fake server of every test, so it is strict where the
 real API is strict (one percent-encoded id segment, bearer token, drafts scope, versions that
 are gone) and it counts what clients do (requests in flight, pages fetched), so tests prove
-behaviour at the server instead of sleeping.
+behaviour at the server instead of sleeping. Besides the five incoming endpoints it serves
+``publications/search`` (every published document, ``{"id": 123}`` each) and one admin route,
+``POST /_sandbox/mutate?seed=N&changes=M``, which changes the dataset overnight-style (see
+``crawler.sandbox_mutation``) and answers what changed. The wire details (versions, paging,
+cursors, stats, ``serve``) live in ``crawler.sandbox_http`` and are re-exported here.
 
 Faults (429, 503, resets, slow and truncated answers, failing nodes, an offset window, no
 cursors, content that changes mid-crawl) are chosen by a ``Faults`` configuration; see
@@ -21,169 +25,61 @@ Node(kind='media', id='a/b c')
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import bisect
 import concurrent.futures
 import contextlib
-import struct
 import threading
 import warnings
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from crawler.model import ENDPOINTS, Endpoint, Node, normalize_id
 from crawler.sandbox_data import Dataset
 from crawler.sandbox_faults import FaultInjector, Faults, error_response
+from crawler.sandbox_http import (
+    DEFAULT_HOLD_TIMEOUT,
+    DEFAULT_LIMIT,
+    ENVELOPE_VERSIONS,
+    ERROR_401,
+    ERROR_403,
+    MAX_LIMIT,
+    VERSIONS,
+    Stats,
+    bad_parameter,
+    bearer_token,
+    decode_cursor,
+    decode_segments,
+    encode_cursor,
+    envelope,
+    not_found,
+    page_params,
+    serve,
+    serve_until_stopped,
+)
+from crawler.sandbox_mutation import DEFAULT_CHANGES, Change, change_json, mutate
 
 __all__ = [
     "VERSIONS", "ENVELOPE_VERSIONS", "DEFAULT_TOKEN", "DEFAULT_NO_DRAFTS_TOKEN", "DEFAULT_LIMIT",
-    "MAX_LIMIT", "DEFAULT_HOLD_TIMEOUT", "ERROR_401", "ERROR_403", "Stats", "make_app",
-    "encode_cursor", "decode_cursor", "serve", "serve_in_thread", "serve_forever",
+    "MAX_LIMIT", "DEFAULT_HOLD_TIMEOUT", "ERROR_401", "ERROR_403", "SEARCH", "MUTATE_PATH",
+    "MAX_CHANGES", "Stats", "make_app", "encode_cursor", "decode_cursor", "serve",
+    "serve_in_thread", "serve_forever",
 ]
 
-VERSIONS = ("v1", "2025-03", "2025-05", "2025-07", "2025-09", "2025-11", "2026-01")
-# From 2026-01 the body is {"total", "cursor", "results"}; before, a bare array of sources.
-ENVELOPE_VERSIONS = frozenset({"2026-01"})
 DEFAULT_TOKEN = "sandbox-token"
 DEFAULT_NO_DRAFTS_TOKEN = "sandbox-no-drafts"
-DEFAULT_LIMIT = MAX_LIMIT = 100
-# Held requests give up waiting after this long, so a test that miscounts hangs 5 s, not forever.
-DEFAULT_HOLD_TIMEOUT = 5.0
-
-# The vendor's documented error bodies, verbatim.
-ERROR_401 = {"status": 401, "error": "Unauthorized",
-             "error_details": {"access_token": "The access token expired."}}
-ERROR_403 = {"status": 403, "error": "Forbidden",
-             "error_details": {"access_token": "The request requires higher privileges"}}
+# The name publications/search pages are logged under in Stats.log (with node None).
+SEARCH = "publications/search"
+# The admin route, under the app's prefix and outside /api, so no client mistakes it for the API.
+MUTATE_PATH = "/_sandbox/mutate"
+# A mutation runs on the server's loop (so it falls between requests, never inside a page);
+# the cap keeps one request from stalling the server for long.
+MAX_CHANGES = 1000
+_MAX_SEED = 2**63 - 1
 
 _ENDPOINTS = {(e.collection, e.resource): e for e in ENDPOINTS}
-# b"\xfb\xff\xbf" is "+/+/" in base64 and cursors are padded to 3n+1 bytes, which ends in "==":
-# every cursor holds + / and =, so a client that forgets to percent-encode it gets a 400
-# instead of silently wrong pages.
-_CURSOR_MAGIC = b"\xfb\xff\xbf"
-_KIND_CODES = {"document": b"d", "media": b"m"}
-_CODE_KINDS = {code: kind for kind, code in _KIND_CODES.items()}
-
-
-def encode_cursor(last: Node) -> str:
-    """The opaque ``after`` cursor: the last source served, so paging goes on after its sort key.
-
-    A key, not an offset: sources inserted or removed before it shift nothing.
-    """
-    ident = last.id.encode("utf-8")
-    raw = _CURSOR_MAGIC + _KIND_CODES[last.kind] + struct.pack(">I", len(ident)) + ident
-    return base64.b64encode(raw + b"\0" * ((1 - len(raw)) % 3)).decode("ascii")
-
-
-def decode_cursor(text: str) -> Node:
-    """The source inside a cursor; ValueError for anything this sandbox did not issue."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-        (size,) = struct.unpack(">I", raw[4:8])
-        node = Node.of(_CODE_KINDS[raw[3:4]], raw[8:8 + size].decode("utf-8"))
-        # Only the exact text this server would issue: no other padding, no trailing bytes.
-        if raw.startswith(_CURSOR_MAGIC) and encode_cursor(node) == text:
-            return node
-    except (binascii.Error, ValueError, KeyError, struct.error):
-        pass
-    raise ValueError(f"bad cursor {text!r}")
-
-
-class Stats:
-    """What clients did to the sandbox, for tests to assert on.
-
-    ``log`` holds ``(endpoint name, target Node, query dict)`` for every page served (a fault
-    answered instead is not). With ``hold_until_in_flight=N`` every request waits until N are
-    in flight at once; then all proceed, and later ones are no longer held.
-    """
-
-    def __init__(self, hold_until_in_flight: int | None = None,
-                 hold_timeout: float = DEFAULT_HOLD_TIMEOUT, on_request: Callable[[], None] | None = None):
-        self.on_request = on_request  # called from the server's thread as each request arrives
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.requests = 0
-        self.statuses: Counter[int] = Counter()
-        self.log: list[tuple[str, Node, dict[str, str]]] = []
-        self.attempts: Counter[str] = Counter()  # raw path + query -> tries at a would-be 200
-        self.faults: Counter[str] = Counter()  # injected faults by kind
-        self.hold_timeouts = 0  # held requests released by the safety timeout, not by N
-        self.hold_until_in_flight = hold_until_in_flight
-        self.hold_timeout = hold_timeout
-        self._released = asyncio.Event()
-
-    async def arrive(self) -> None:
-        if self.on_request is not None:
-            self.on_request()
-        self.requests += 1
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        if self.hold_until_in_flight is None:
-            return
-        if self.in_flight >= self.hold_until_in_flight:
-            self._released.set()
-        try:
-            await asyncio.wait_for(self._released.wait(), self.hold_timeout)
-        except TimeoutError:
-            self.hold_timeouts += 1
-
-    def leave(self) -> None:
-        self.in_flight -= 1
-
-    def pages(self) -> Counter:
-        """How often each page was fetched, keyed ``(endpoint, node, sorted query items)``."""
-        return Counter((name, node, tuple(sorted(query.items()))) for name, node, query in self.log)
-
-    def repeated_pages(self) -> list:
-        return [page for page, count in self.pages().items() if count > 1]
-
-
-def _not_found(path: str) -> web.Response:
-    return error_response(404, {"url": path})
-
-
-def _decoded(raw: list[str]) -> list[str] | None:
-    """Percent-decode each segment on its own, so an id's %2F stays inside the id.
-
-    A literal "." or ".." segment is refused: any proxy on the way would have resolved it
-    away, so an id is only ever ".." when sent as %2E%2E.
-    """
-    if any(seg in (".", "..") for seg in raw):
-        return None
-    try:
-        return [unquote(seg, errors="strict") for seg in raw]
-    except UnicodeDecodeError:
-        return None
-
-
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _page_params(query: dict[str, str], version: str, source_kind: str) -> tuple[int, Node | None, int]:
-    """(offset, the cursor's source or None, limit) from the query; ValueError names the bad parameter."""
-    def number(name: str, default: int, least: int) -> int:
-        text = query.get(name, str(default))
-        if not (text.isascii() and text.isdigit()) or int(text) < least:
-            raise ValueError(f"{name}: must be an integer >= {least}")
-        return int(text)
-
-    limit = min(number("limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
-    if version in ENVELOPE_VERSIONS and "after" in query:
-        try:
-            after = decode_cursor(query["after"])
-        except ValueError:
-            raise ValueError("after: not a cursor this server issued") from None
-        if after.kind != source_kind:
-            raise ValueError("after: a cursor of another list")
-        return 0, after, limit
-    return number("offset", 0, 0), None, limit
 
 
 class _SortKeys:
@@ -207,8 +103,18 @@ def _target(endpoint: Endpoint, raw_id: str) -> Node | None:
         return None
 
 
+def _admin_int(query: Mapping[str, str], name: str, default: int | None, most: int) -> int:
+    """A non-negative integer parameter of the admin route; ValueError names it."""
+    text = query.get(name)
+    if text is None and default is not None:
+        return default
+    if text is None or not (text.isascii() and text.isdigit()) or int(text) > most:
+        raise ValueError(f"{name}: must be an integer from 0 to {most}")
+    return int(text)
+
+
 class _Sandbox:
-    """One app's configuration and its request handler."""
+    """One app's configuration and its request handlers."""
 
     def __init__(self, dataset: Dataset, token: str, no_drafts_token: str, latency: float,
                  prefix: str, stats: Stats, faults: Faults):
@@ -216,6 +122,7 @@ class _Sandbox:
         self.latency, self.stats, self.faults = latency, stats, faults
         self.injector = FaultInjector(faults, stats.attempts, stats.faults)
         self.root = ["", *[p for p in prefix.split("/") if p], "api"]
+        self.changes: list[Change] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -233,33 +140,34 @@ class _Sandbox:
         path, _, raw_query = request.raw_path.partition("?")
         raw = path.split("/")
         if raw[:len(self.root)] != self.root or len(raw) == len(self.root):
-            return _not_found(path)
-        token = _bearer(request)
+            return not_found(path)
+        token = bearer_token(request)
         if token is None or token not in (self.token, self.no_drafts_token):
             return web.json_response(ERROR_401, status=401)
-        rest = _decoded(raw[len(self.root):])
+        rest = decode_segments(raw[len(self.root):])
         # Shaped like the vendor's example: the version shown as its route parameter.
         shown = "/".join(["/api/:apiVersion", *raw[len(self.root) + 1:]])
         if rest is not None and rest[0] not in VERSIONS:
             return error_response(410, {"apiVersion": rest[0], "supported": list(VERSIONS)})
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        if rest is not None and rest[1:] == ["publications", "search"]:
+            return await self.search(request, rest[0], query)
         endpoint = _ENDPOINTS.get((rest[1], rest[3])) if rest and len(rest) == 4 else None
         if endpoint is None:
-            return _not_found(shown)
+            return not_found(shown)
         if endpoint.origin == "draft" and token == self.no_drafts_token:
             return web.json_response(ERROR_403, status=403)
         target = _target(endpoint, rest[2])
         if target is None or target not in self.dataset.nodes:
-            return _not_found(shown)
-        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+            return not_found(shown)
         return await self.page(request, endpoint, target, rest[0], query)
 
     async def page(self, request: web.Request, endpoint: Endpoint, target: Node, version: str,
                    query: dict[str, str]) -> web.StreamResponse:
         try:
-            offset, after, limit = _page_params(query, version, endpoint.source_kind)
+            offset, after, limit = page_params(query, version, endpoint.source_kind)
         except ValueError as exc:
-            name, _, why = str(exc).partition(": ")
-            return error_response(400, {name: why})
+            return bad_parameter(exc)
         if after is not None:
             offset = bisect.bisect_right(_SortKeys(self.dataset, endpoint, target), after.sort_key())
         refusal = self.injector.refusal(target, None if after else offset)
@@ -279,12 +187,52 @@ class _Sandbox:
         page = self.dataset.incoming(endpoint, target, offset, limit)
         results = [{"id": int(source.id) if source.kind == "document" else source.id,
                     "references": refs} for source, refs in page]
-        if version not in ENVELOPE_VERSIONS:
-            return results
         total = self.dataset.incoming_total(endpoint, target)
-        # No cursor once the last source has been served: the client's signal to stop.
-        more = self.faults.cursor and offset + len(results) < total
-        return {"total": total, "cursor": encode_cursor(page[-1][0]) if more else None, "results": results}
+        return envelope(version, results, total=total, last=page[-1][0] if page else None,
+                        more=self.faults.cursor and offset + len(results) < total)
+
+    async def search(self, request: web.Request, version: str, query: dict[str, str]) -> web.StreamResponse:
+        """``publications/search``: published documents by id, each as ``{"id": 123}``.
+
+        Only ids, whatever ``fields`` asks for: the sandbox knows nothing else about a document.
+        """
+        try:
+            offset, after, limit = page_params(query, version, "document")
+        except ValueError as exc:
+            return bad_parameter(exc)
+        listed = self.dataset.publications()
+        if after is not None:
+            offset = bisect.bisect_right(listed, after.sort_key(), key=Node.sort_key)
+        elif self.faults.beyond_window(offset):
+            # As the incoming endpoints refuse it; failing nodes do not apply, a search has none.
+            self.stats.faults["offset_window"] += 1
+            return error_response(400, {"offset": f"must be below {self.faults.offset_window}; "
+                                                  "page further with after=<cursor>"})
+        fault = await self.injector.draw(request.raw_path)
+        page = listed[offset:offset + limit]
+        body = envelope(version, [{"id": int(n.id)} for n in page], total=len(listed),
+                        last=page[-1] if page else None,
+                        more=self.faults.cursor and offset + len(page) < len(listed))
+        if fault is not None:
+            return await self.injector.respond(fault, request, body)
+        self.stats.log.append((SEARCH, None, query))
+        return web.json_response(body)
+
+    async def mutate(self, request: web.Request) -> web.Response:
+        """``POST /_sandbox/mutate?seed=N&changes=M``: an overnight change, answered as JSON."""
+        token = bearer_token(request)
+        if token is None or token not in (self.token, self.no_drafts_token):
+            return web.json_response(ERROR_401, status=401)
+        if token != self.token:  # a token that may not read drafts may not rewrite the newsroom
+            return web.json_response(ERROR_403, status=403)
+        try:
+            seed = _admin_int(request.query, "seed", None, _MAX_SEED)
+            changes = _admin_int(request.query, "changes", DEFAULT_CHANGES, MAX_CHANGES)
+        except ValueError as exc:
+            return bad_parameter(exc)
+        change = mutate(self.dataset, seed=seed, changes=changes)
+        self.changes.append(change)
+        return web.json_response({"seed": seed, "changes": changes, **change_json(change)})
 
 
 def make_app(dataset: Dataset, *, token: str = DEFAULT_TOKEN,
@@ -295,7 +243,10 @@ def make_app(dataset: Dataset, *, token: str = DEFAULT_TOKEN,
     """The API app. ``app["stats"]`` is its ``Stats``; ``prefix`` mounts it under a path.
 
     ``faults`` chooses what goes wrong (nothing by default); with ``drift`` the app changes
-    ``dataset`` in place, so its ground truth includes what was added.
+    ``dataset`` in place, so its ground truth includes what was added. So does
+    ``POST {prefix}/_sandbox/mutate`` (full token only), which appends each ``Change`` to
+    ``app["changes"]``: change a served dataset through it, and the change falls between
+    requests on the server's loop instead of racing them from another thread.
     """
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     stats = Stats(hold_until_in_flight, hold_timeout, on_request)
@@ -303,41 +254,16 @@ def make_app(dataset: Dataset, *, token: str = DEFAULT_TOKEN,
     sandbox = _Sandbox(dataset, token, no_drafts_token, latency, prefix, stats, faults)
     app = web.Application()
     app.on_shutdown.append(sandbox.injector.on_shutdown)
-    # Every path reaches one handler, which parses raw_path itself: aiohttp's router sees the
-    # decoded path, where an id's %2F has already become a separator.
+    app.router.add_route("POST", prefix + MUTATE_PATH, sandbox.mutate)
+    # Every other path reaches one handler, which parses raw_path itself: aiohttp's router sees
+    # the decoded path, where an id's %2F has already become a separator.
     app.router.add_route("GET", "/{tail:.*}", sandbox.handle)
     with warnings.catch_warnings():
         # Plain string keys are the documented contract (app["stats"]); aiohttp prefers AppKey.
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         app["stats"], app["dataset"], app["prefix"], app["faults"] = stats, dataset, prefix, faults
+        app["changes"] = sandbox.changes
     return app
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` while the block runs; yields the base URL (with the app's prefix)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        bound = runner.addresses[0][1]
-        shown = f"[{host}]" if ":" in host else host
-        yield f"http://{shown}:{bound}{app.get('prefix', '')}"
-    finally:
-        await runner.cleanup()
-
-
-async def _serve_until_stopped(app: web.Application, host: str, port: int,
-                               started: concurrent.futures.Future) -> None:
-    stop = asyncio.Event()
-    try:
-        async with serve(app, host, port) as base_url:
-            started.set_result((base_url, asyncio.get_running_loop(), stop))
-            await stop.wait()
-    except BaseException as exc:
-        if started.done():
-            raise
-        started.set_exception(exc)  # the caller is waiting for the URL: hand it the failure
 
 
 @contextlib.contextmanager
@@ -350,7 +276,7 @@ def serve_in_thread(dataset: Dataset, *, host: str = "127.0.0.1", port: int = 0,
     app = make_app(dataset, **make_app_kwargs)
     started: concurrent.futures.Future = concurrent.futures.Future()
     thread = threading.Thread(target=asyncio.run, name="refgraph-sandbox", daemon=True,
-                              args=(_serve_until_stopped(app, host, port, started),))
+                              args=(serve_until_stopped(app, host, port, started),))
     thread.start()
     try:
         base_url, loop, stop = started.result()

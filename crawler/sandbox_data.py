@@ -44,7 +44,9 @@ class Dataset:
     """Nodes and references as the API would show them, plus the ones it cannot show.
 
     A plain, mutable object: change ``nodes``/``edges``/``hidden_edges`` freely, then call
-    ``changed()`` so the served lists and the ground truth are rebuilt.
+    ``changed()`` so the served lists and the ground truth are rebuilt. ``deleted`` remembers
+    documents removed from ``nodes`` (see ``crawler.sandbox_mutation``), so their ids are
+    never handed out again.
     """
 
     def __init__(self, nodes: Iterable[Node], edges: Iterable[Reference],
@@ -57,6 +59,7 @@ class Dataset:
         self.types: dict[Node, str] = dict(types or {})
         self.published: set[Node] = (set(published) if published is not None
                                      else {n for n in self.nodes if n.kind == "document"})
+        self.deleted: set[Node] = set()
         self._cache: dict[str, Any] = {}
 
     @classmethod
@@ -112,6 +115,17 @@ class Dataset:
         rows = self._index().get((endpoint.name, target), [])
         stop = None if limit is None else offset + limit
         return [(source, [_served(r) for r in refs]) for source, refs in rows[offset:stop]]
+
+    def publications(self) -> list[Node]:
+        """The published documents that exist, in the order ``publications/search`` lists them.
+
+        >>> Dataset.from_edges([Node.of("document", 10), Node.of("document", 9)], []).publications()
+        [Node(kind='document', id='9'), Node(kind='document', id='10')]
+        """
+        if "publications" not in self._cache:
+            listed = [n for n in self.published if n in self.nodes and n.kind == "document"]
+            self._cache["publications"] = sorted(listed, key=Node.sort_key)
+        return self._cache["publications"]
 
     def write_seeds(self, path: str | Path) -> None:
         """Every media id as ``media:ID``, one a line, under a comment line."""
