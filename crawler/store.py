@@ -230,7 +230,7 @@ class Store:
                     media_types[ref.target.id] = ref.ref_type
             fetches.append((r.node.kind, r.node.id, r.endpoint.name, r.endpoint.origin, r.status,
                             crawl_id, now, r.referrers, r.pages, r.total, r.error))
-            if r.status == "complete":
+            if r.status in ("complete", "missing"):  # a deleted node is listed by no one any more
                 retire.append((crawl_id, r.node.kind, r.node.id, r.endpoint.origin, crawl_id))
         try:
             await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id, first_crawl) VALUES (?, ?, ?)",

@@ -124,3 +124,51 @@ def test_a_bad_config_file_is_named(run_cli, tmp_path, content, message):
     config.write_text(content)
     result = run_cli("--config", config, "stats")
     assert result.exit_code == 2 and message in result.stderr and "abc" not in result.stderr
+
+
+def _mutate(url: str, seed: int, changes: int) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/_sandbox/mutate?seed={seed}&changes={changes}", method="POST",
+                                     headers={"Authorization": "Bearer sandbox-token"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _edge_key(edge: dict) -> tuple:
+    return edge["source"], edge["target"], edge["origin"], json.dumps(edge.get("reference", edge.get("ref")),
+                                                                     sort_keys=True)
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_two_nights_diff_and_orphans_equal_the_true_change(tmp_path, sandbox, run_cli, db, incremental):
+    from crawler.model import Node
+    from crawler.newsroom import generate
+
+    dataset = generate(media=400, documents=200, seed=11)
+    seeds_file = tmp_path / "seeds.txt"
+    dataset.write_seeds(seeds_file)
+    seeds = [Node("media", i) for i in dataset.media_ids()]
+    url, stats = sandbox(dataset)
+    assert run_cli("crawl", "--base-url", url, "--seeds-file", seeds_file, "--db", db).exit_code == 0
+    before_edges = dataset.closure_edges(seeds)
+    change = _mutate(url, seed=5, changes=40)
+    after_edges = dataset.closure_edges(seeds)
+    first_night = stats.requests
+    args = ["--stale-after", "0s"] if incremental else []
+    second = run_cli("crawl", "--base-url", url, "--seeds-file", seeds_file, *args, "--db", db)
+    assert second.exit_code == 0, second.stderr
+    diff = json.loads(run_cli("diff", "--db", db, "--json").stdout)
+    true_added = {(str(e.source), str(e.target), e.origin, json.dumps(e.fields, sort_keys=True))
+                  for e in after_edges - before_edges}
+    # References into nodes the second crawl no longer reaches are not checked again: they keep
+    # their last known state, with its date. Every other removal must be seen.
+    reached = dataset.closure(seeds)
+    true_removed = {(str(e.source), str(e.target), e.origin, json.dumps(e.fields, sort_keys=True))
+                    for e in before_edges - after_edges if e.target in reached}
+    assert {_edge_key(e) for e in diff["added"]} == true_added and true_added
+    assert {_edge_key(e) for e in diff["removed"]} == true_removed and true_removed
+    assert {n["node"] for n in diff["became_unused"]} >= set(change["became_unused"]) & {str(s) for s in seeds}
+    orphans = json.loads(run_cli("orphans", "--db", db, "--json").stdout)
+    assert {Node(o["kind"], o["id"]) for o in orphans["orphans"]} == dataset.orphans("media", seeds)
+    assert stats.requests > first_night
