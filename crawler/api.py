@@ -89,20 +89,25 @@ def _preview(value: Any, limit: int = 120) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
+def _unwrap(body: Any) -> tuple[list, int | None, str | None]:
+    """(entries, total, cursor) of either body shape: a bare array (up to 2025-11) or
+    ``{"total", "cursor", "results"}`` (from 2026-01). The shape is read from the body."""
+    if isinstance(body, list):
+        return body, None, None
+    if isinstance(body, dict) and isinstance(body.get("results"), list):
+        total = body.get("total") if type(body.get("total")) is int else None
+        cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
+        return body["results"], total, cursor
+    raise MalformedPage(f"expected a JSON array or an object with 'results', got {_preview(body)}")
+
+
 def parse_page(body: Any, endpoint: Endpoint, target: Node) -> Page:
     """Parse one answer of ``endpoint`` for ``target`` into references, in either body shape.
 
     Up to 2025-11 the body is a bare array of sources; from 2026-01 it is
     ``{"total", "cursor", "results"}``. The shape is read from the body, not the version.
     """
-    if isinstance(body, list):
-        entries, total, cursor = body, None, None
-    elif isinstance(body, dict) and isinstance(body.get("results"), list):
-        entries = body["results"]
-        total = body.get("total") if type(body.get("total")) is int else None
-        cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
-    else:
-        raise MalformedPage(f"expected a JSON array or an object with 'results', got {_preview(body)}")
+    entries, total, cursor = _unwrap(body)
     references: list[Reference] = []
     for index, entry in enumerate(entries):
         references.extend(_parse_source(entry, index, endpoint, target))
@@ -219,14 +224,7 @@ def parse_search_page(body: Any) -> Page:
     >>> parse_search_page({"results": [{"id": 7}, {"systemdata": {"documentId": "8"}}], "total": 2}).sources
     [Node(kind='document', id='7'), Node(kind='document', id='8')]
     """
-    if isinstance(body, list):
-        entries, total, cursor = body, None, None
-    elif isinstance(body, dict) and isinstance(body.get("results"), list):
-        entries = body["results"]
-        total = body.get("total") if type(body.get("total")) is int else None
-        cursor = body.get("cursor") if isinstance(body.get("cursor"), str) else None
-    else:
-        raise MalformedPage(f"expected a JSON array or an object with 'results', got {_preview(body)}")
+    entries, total, cursor = _unwrap(body)
     nodes = []
     for index, entry in enumerate(entries):
         raw = entry.get("id", (entry.get("systemdata") or {}).get("documentId")) if isinstance(entry, dict) else None
