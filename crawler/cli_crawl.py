@@ -52,7 +52,8 @@ def read_token(token_file: str | None) -> str:
 
 @click.command()
 @click.argument("nodes", nargs=-1, type=NODE)
-@click.option("--seeds-file", metavar="FILE", help="One media:ID or document:ID per line; # starts a comment line.")
+@click.option("--seeds-file", "seeds_files", metavar="FILE", multiple=True,
+              help="One media:ID or document:ID per line; # starts a comment line. Repeatable.")
 @click.option("--base-url", envvar="REFGRAPH_BASE_URL", metavar="URL",
               help="Server root, may carry a path prefix (env REFGRAPH_BASE_URL).")
 @click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, metavar="VERSION",
@@ -85,7 +86,7 @@ def read_token(token_file: str | None) -> str:
               metavar="SECONDS", help="Seconds between status lines when stderr is not a terminal.")
 @db_option
 @click.pass_context
-def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, rate, max_depth, token_file,
+def crawl(ctx, nodes, seeds_files, base_url, api_version, origins, concurrency, rate, max_depth, token_file,
           insecure, timeout, retries, backoff, all_published, resume, stale_after, quiet, log_format, progress_interval,
           db):
     """Crawl the referrers of NODES, transitively, into --db.
@@ -106,13 +107,14 @@ def crawl(ctx, nodes, seeds_file, base_url, api_version, origins, concurrency, r
               "backoff": backoff, "rate": rate, "stale_after": stale_after}
     try:
         if resume:
-            given = [f"--{name.replace('_', '-')}" for name in ("seeds_file", "api_version", "origins", "max_depth",
+            given = [f"--{name.replace('_', '-')}" for name in ("seeds_files", "api_version", "origins", "max_depth",
                                                                  "all_published")
                      if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-            given = (["NODES"] if nodes else []) + [g.replace("--origins", "--endpoints") for g in given]
+            given = (["NODES"] if nodes else []) + [g.replace("--origins", "--endpoints").replace("-files", "-file")
+                                                    for g in given]
             settings = resumed_crawl(base_url=base_url, given=given, token=read_token(token_file), **common)
         else:
-            settings = new_crawl(nodes=list(nodes), seeds_file=seeds_file, base_url=base_url, api_version=api_version,
+            settings = new_crawl(nodes=list(nodes), seeds_files=seeds_files, base_url=base_url, api_version=api_version,
                                  origins=origins, max_depth=max_depth, token=read_token(token_file),
                                  all_published=all_published, **common)
     except PlanError as exc:

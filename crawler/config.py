@@ -31,15 +31,20 @@ class ConfigError(ValueError):
     """A config file refgraph cannot use; the message names the file and the key."""
 
 
-def _option_names(command: click.Command) -> dict[str, str]:
-    """key as written in a file or environment (long option name, '_' or '-') -> parameter name."""
+def _option_names(command: click.Command) -> dict[str, click.Option]:
+    """key as written in a file or environment (long option name, '_' or '-') -> the option."""
     names = {}
     for param in command.params:
         if isinstance(param, click.Option):
             for opt in param.opts:
                 if opt.startswith("--"):
-                    names[opt[2:].replace("-", "_")] = param.name
+                    names[opt[2:].replace("-", "_")] = param
     return names
+
+
+def _value(option: click.Option, value):
+    """A repeatable option takes a list; one string in the file means one item."""
+    return [value] if option.multiple and isinstance(value, str) else value
 
 
 def add_envvars(group: click.Group) -> None:
@@ -80,6 +85,6 @@ def load_config(path: str, group: click.Group) -> dict[str, dict]:
         for key in tables.get(name, {}):
             if key.replace("-", "_") not in options:
                 raise ConfigError(f"{path}: '{key}' is not an option of refgraph {name}")
-        default_map[name] = {options[k.replace("-", "_")]: v for k, v in entries.items()
-                             if k.replace("-", "_") in options}
+        default_map[name] = {options[k.replace("-", "_")].name: _value(options[k.replace("-", "_")], v)
+                             for k, v in entries.items() if k.replace("-", "_") in options}
     return default_map

@@ -24,11 +24,11 @@ class PlanError(ValueError):
     """The crawl cannot start as asked; the message names the input."""
 
 
-def new_crawl(*, nodes: list[Node], seeds_file: str | None, base_url: str | None, api_version: str,
+def new_crawl(*, nodes: list[Node], seeds_files: tuple[str, ...], base_url: str | None, api_version: str,
               origins: set[str], concurrency: int, max_depth: int | None, **settings) -> CrawlSettings:
     """Settings for a fresh crawl from NODES and --seeds-file."""
     try:
-        seeds = list(dict.fromkeys([*nodes, *(read_seeds_file(seeds_file) if seeds_file else [])]))
+        seeds = list(dict.fromkeys([*nodes, *(node for path in seeds_files for node in read_seeds_file(path))]))
     except SeedError as exc:
         raise PlanError(str(exc)) from None
     if not seeds and not settings.get("all_published"):

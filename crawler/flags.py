@@ -23,10 +23,12 @@ def crawl_flags(fetched: int, missing: int, references: int, seeds_known: int, s
     []
     """
     flags = []
-    if fetched and missing == fetched:
+    if fetched < MIN_NODES:  # a handful of 404s or unreferenced nodes is an answer, not a pattern
+        return flags
+    if missing == fetched:
         flags.append("every fetch answered 404: check --base-url (the server root, without /api/VERSION) "
                      "and --api-version")
-    elif fetched >= MIN_NODES and not references:
+    elif not references:
         flags.append("the crawl saw no reference at all")
     if seeds_known >= MIN_NODES and seeds_unreferenced >= UNREFERENCED_SHARE * seeds_known:
         flags.append(f"{seeds_unreferenced} of {seeds_known} seeds came back unreferenced")
