@@ -17,7 +17,7 @@ from .cli_crawl import crawl
 from .cli_history import diff, runs
 from .cli_query import check_delete, export, impact, orphans, path, refs, stats
 from .cli_sandbox import demo, sandbox
-from .config import ConfigError, add_envvars, load_config
+from .config import ConfigError, add_envvars, load_config, unknown_envvars
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -39,6 +39,8 @@ def cli(ctx, config):
       refgraph orphans --kind media --csv > unused.csv
       refgraph --config refgraph.toml crawl --stale-after 24h
     """
+    for name in unknown_envvars(cli, dict(os.environ)):
+        click.echo(f"warning: {name} is set but no refgraph option reads it (a typo?)", err=True)
     if config:
         try:
             ctx.default_map = load_config(config, cli)

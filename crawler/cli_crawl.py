@@ -79,7 +79,8 @@ def read_token(token_file: str | None) -> str:
 @click.option("--stale-after", type=DURATION, default=None, metavar="DURATION",
               help="Only fetch again what was not crawled completely within DURATION (e.g. 24h); "
                    "the rest keeps its references. Default: fetch everything.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress and no events; only the summary at the end.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress and no events; the summary only when something went wrong (exit code not 0).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per event on stderr (start, retry, node_failed, status, end).")
 @click.option("--progress-interval", type=click.FloatRange(min=0.1), default=DEFAULT_INTERVAL, show_default=True,
@@ -134,6 +135,8 @@ def _run_and_report(settings: CrawlSettings, reporter: Reporter) -> int:
     except sqlite3.Error as exc:  # e.g. locked by another crawl: nothing of this run was written
         click.echo(f"Error: {settings.db}: {exc} (is another crawl writing to it?)", err=True)
         sys.exit(EXIT_FATAL)
-    if not reporter.json_logs:  # JSON logs carry the summary in their "end" event
+    code = CRAWL_EXIT[run.report.outcome]
+    # JSON logs carry the summary in their "end" event; --quiet keeps cron mail for trouble.
+    if not reporter.json_logs and not (reporter.quiet and code == 0):
         echo_lines(output.crawl_summary(run, settings.db), err=True)
-    return CRAWL_EXIT[run.report.outcome]
+    return code

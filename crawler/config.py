@@ -19,12 +19,13 @@ from pathlib import Path
 
 import click
 
-__all__ = ["ConfigError", "ENV_PREFIX", "add_envvars", "load_config"]
+__all__ = ["ConfigError", "ENV_PREFIX", "add_envvars", "load_config", "unknown_envvars"]
 
 ENV_PREFIX = "REFGRAPH_"
 # Flags that choose an output format per call: an environment variable would surprise a script.
 NOT_FROM_ENV = {"as_json", "as_csv", "help", "resume"}
 SECRET_KEYS = {"token", "livingdocs_token", "password"}
+PATH_OPTIONS = {"db", "seeds_files", "token_file", "out_path", "write_seeds"}
 
 
 class ConfigError(ValueError):
@@ -42,9 +43,21 @@ def _option_names(command: click.Command) -> dict[str, click.Option]:
     return names
 
 
-def _value(option: click.Option, value):
-    """A repeatable option takes a list; one string in the file means one item."""
-    return [value] if option.multiple and isinstance(value, str) else value
+def _value(option: click.Option, value, base: Path):
+    """A repeatable option takes a list (one string means one item); a relative path in the
+    file is relative to the file, not to wherever cron happens to start refgraph."""
+    values = [value] if option.multiple and isinstance(value, str) else value
+    if option.name not in PATH_OPTIONS:
+        return values
+    fix = lambda v: str(base / v) if isinstance(v, str) and not Path(v).is_absolute() else v  # noqa: E731
+    return [fix(v) for v in values] if isinstance(values, list) else fix(values)
+
+
+def unknown_envvars(group: click.Group, environ: dict[str, str]) -> list[str]:
+    """REFGRAPH_* variables that no option reads: a typo there is silently ignored otherwise."""
+    known = {"REFGRAPH_CONFIG"} | {p.envvar for cmd in group.commands.values() for p in cmd.params
+                                   if isinstance(p.envvar, str)}
+    return sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
 
 
 def add_envvars(group: click.Group) -> None:
@@ -85,6 +98,7 @@ def load_config(path: str, group: click.Group) -> dict[str, dict]:
         for key in tables.get(name, {}):
             if key.replace("-", "_") not in options:
                 raise ConfigError(f"{path}: '{key}' is not an option of refgraph {name}")
-        default_map[name] = {options[k.replace("-", "_")].name: _value(options[k.replace("-", "_")], v)
+        base = Path(path).resolve().parent
+        default_map[name] = {options[k.replace("-", "_")].name: _value(options[k.replace("-", "_")], v, base)
                              for k, v in entries.items() if k.replace("-", "_") in options}
     return default_map

@@ -225,8 +225,8 @@ class _Crawl:
         report.flags = crawl_flags(counts["fetched"] + self.stats["fetch/replayed"], counts["missing"],
                                    counts["edges"] + counts["replayed_referrers"],
                                    len(known), sum(1 for _, referrers in known if not referrers))
-        if report.failures:
-            report.outcome = "failures"
+        if report.failures or "draft" in self.options.origins - self.origins:
+            report.outcome = "failures"  # drafts switched off: documents are not fully known
         elif report.flags:
             report.outcome = "suspect"
 

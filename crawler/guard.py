@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from . import answers, queries
 from .model import Node
+from .progress import clock as _clock
 
 __all__ = ["SAFE", "USED", "UNKNOWN", "check_delete"]
 
@@ -29,6 +30,11 @@ def _verdict(node: Node, cov: queries.Coverage | None, refs: list[dict], max_age
     if cov.state != "complete":
         why = "; ".join([*cov.errors, *(f"{e}: not crawled" for e in cov.not_crawled)]) or cov.state
         return {"verdict": "unknown", "reason": f"not crawled completely ({why})"}
+    age = _age_seconds(cov.fetched_at)
+    if age > max_age:
+        seen = f"{len(refs)} referrer(s)" if refs else "no referrer"
+        return {"verdict": "stale", "reason": f"crawled {_clock(age)} ago at {cov.fetched_at}, older than --max-age "
+                                              f"{_clock(max_age)} ({seen} then); crawl it again"}
     live = [r for r in refs if r["source_state"] != "missing"]
     if live:
         drafts_only = all(r["origin"] == "draft" for r in live)
@@ -37,9 +43,6 @@ def _verdict(node: Node, cov: queries.Coverage | None, refs: list[dict], max_age
     if refs:
         return {"verdict": "dangling", "reason": "referenced only by sources that answer 404 (deleted upstream); "
                                                  "the search index may not have caught up"}
-    if _age_seconds(cov.fetched_at) > max_age:
-        return {"verdict": "stale", "reason": f"nothing referenced it when crawled at {cov.fetched_at}, "
-                                              f"which is older than --max-age"}
     return {"verdict": "unused", "reason": f"nothing references it (crawled completely at {cov.fetched_at})"}
 
 

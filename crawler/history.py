@@ -14,7 +14,8 @@ from .model import Node
 __all__ = ["runs", "run_ids", "diff"]
 
 _RUN_COLUMNS = ("crawl_id", "started_at", "finished_at", "outcome", "base_url", "api_version", "origins", "seeds",
-                "fetched", "failed", "missing", "edges", "requests", "resumed", "message", "flags", "args_json")
+                "fetched", "failed", "missing", "edges", "requests", "resumed", "message", "flags", "args_json",
+                "stats_json")
 
 
 def runs(conn: sqlite3.Connection) -> list[dict]:
@@ -25,6 +26,7 @@ def runs(conn: sqlite3.Connection) -> list[dict]:
         run = dict(zip(_RUN_COLUMNS, row))
         run["flags"] = json.loads(run["flags"]) if run["flags"] else []
         run["args"] = json.loads(run.pop("args_json"))
+        run["kept"] = json.loads(run.pop("stats_json") or "{}").get("fetch/replayed", 0)
         out.append(run)
     return out
 

@@ -178,10 +178,14 @@ def stats_text(a: dict) -> list[str]:
 def crawl_summary(run, db: str, shown: int = 20) -> list[str]:
     """The end of every crawl: what was done, what failed, where to look next."""
     report, stats, counts = run.report, run.stats, run.report.counts
-    lines = [f"crawl #{run.crawl_id} {report.outcome} in {report.seconds:.1f} s: "
+    outcome = {"failures": "finished with failures", "suspect": "finished, SUSPECT"}.get(report.outcome, report.outcome)
+    lines = [f"crawl #{run.crawl_id} {outcome} in {report.seconds:.1f} s: "
              f"{stats['nodes/queued']} nodes, {counts['fetched']} fetches ({counts['complete']} complete, "
              f"{counts['failed']} failed, {counts['missing']} missing), {counts['edges']} references, "
              f"{stats['requests/total']} requests, {stats['retry/count']} retries"]
+    if stats["fetch/replayed"]:
+        lines.append(f"kept: {stats['fetch/replayed']} fetches still fresh (--stale-after) or finished before "
+                     f"(--resume), with {counts['replayed_referrers']} referrers, were not fetched again")
     if report.message:
         lines.append(f"{'stopped' if report.outcome == 'fatal' else 'note'}: {safe(report.message)}")
     lines += [f"warning: {safe(w)}" for w in report.warnings]
@@ -210,12 +214,15 @@ def runs_text(runs: list[dict]) -> list[str]:
     if not runs:
         return ["no runs recorded"]
     rows = [[r["crawl_id"], r["started_at"], r["finished_at"] or "-", r["outcome"] + ("*" if r["flags"] else ""),
-             r["seeds"], r["fetched"], r["failed"], r["missing"], r["edges"], r["requests"],
+             r["seeds"], r["fetched"], r["kept"], r["failed"], r["missing"], r["edges"], r["requests"],
              f"{r['base_url']} {r['api_version']}"] for r in runs]
-    lines = table(["RUN", "STARTED", "FINISHED", "OUTCOME", "SEEDS", "FETCHED", "FAILED", "MISSING", "REFERENCES",
-                   "REQUESTS", "SERVER"], rows, indent="")
+    lines = table(["RUN", "STARTED", "FINISHED", "OUTCOME", "SEEDS", "FETCHED", "KEPT", "FAILED", "MISSING",
+                   "REFERENCES", "REQUESTS", "SERVER"], rows, indent="")
+    lines.append("FETCHED and REFERENCES: fetched in that run; KEPT: fresh fetches replayed, not fetched again")
     if any(r["flags"] for r in runs):
-        lines.append("* flagged: the result looked like a catastrophe (refgraph runs --json shows why)")
+        lines.append("* flagged: the result looked like a catastrophe")
+    lines += [f"run #{r['crawl_id']}: {safe(r['message'])}" for r in runs if r["message"]]
+    lines += [f"run #{r['crawl_id']}: {safe(flag)}" for r in runs for flag in r["flags"]]
     return lines
 
 

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from .store import utc_now
 
-__all__ = ["Reporter", "DEFAULT_INTERVAL"]
+__all__ = ["Reporter", "DEFAULT_INTERVAL", "clock"]
 
 DEFAULT_INTERVAL = 30.0  # seconds between status lines when stderr is not a terminal
 LIVE_INTERVAL = 0.5
@@ -37,15 +37,22 @@ class Reporter:
         if self.json_logs and (not self.quiet or kind == "end"):
             self._write(json.dumps({"time": utc_now(), "event": kind, **fields}, sort_keys=True, default=str) + "\n")
 
-    def status(self, stats: Counter) -> str:
+    def numbers(self, stats: Counter) -> dict:
+        """The figures of a status line, every key always present."""
         done = sum(stats[f"fetch/{s}"] for s in ("complete", "failed", "missing"))
-        queued = max(stats["pairs/queued"] - done - stats["fetch/replayed"], 0)
         elapsed = time.monotonic() - self.started
-        rate = stats["requests/total"] / elapsed if elapsed > 0 else 0.0
-        per_pair = elapsed / done if done else None
-        eta = f", ETA {_clock(per_pair * queued)}" if per_pair and done >= 20 else ""
-        return (f"{done} done, {queued} queued, {stats['fetch/failed']} failed, {rate:.0f} req/s, "
-                f"{stats['retry/count']} retries, {_clock(elapsed)} elapsed{eta}")
+        queued = max(stats["pairs/queued"] - done, 0)
+        eta = elapsed / done * queued if done >= 20 else None
+        return {"done": done, "queued": queued, "failed": stats["fetch/failed"], "requests": stats["requests/total"],
+                "requests_per_second": round(stats["requests/total"] / elapsed, 1) if elapsed > 0 else 0.0,
+                "retries": stats["retry/count"], "elapsed": round(elapsed, 1),
+                "eta": round(eta, 1) if eta is not None else None}
+
+    def status(self, stats: Counter) -> str:
+        n = self.numbers(stats)
+        eta = f", ETA {clock(n['eta'])}" if n["eta"] is not None else ""
+        return (f"{n['done']} done, {n['queued']} queued, {n['failed']} failed, {n['requests_per_second']:.0f} req/s, "
+                f"{n['retries']} retries, {clock(n['elapsed'])} elapsed{eta}")
 
     async def run(self, stats: Counter) -> None:
         """Report every ``interval`` until cancelled."""
@@ -55,12 +62,12 @@ class Reporter:
             await asyncio.sleep(self.interval)
             line = self.status(stats)
             if self.json_logs:
-                self.event("status", line=line, **{k: v for k, v in stats.items() if "/" in k})
+                self.event("status", **self.numbers(stats))
             elif self.tty:
                 self._write(f"\r\x1b[K{line}")
                 self._live = True
             else:
-                self._write(f"refgraph: {line}\n")
+                self._write(f"{utc_now()} refgraph: {line}\n")
 
     def _write(self, text: str) -> None:
         if self._live and not text.startswith("\r"):
@@ -74,10 +81,10 @@ class Reporter:
             self._write("")
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     """Hours, minutes and seconds.
 
-    >>> _clock(3725)
+    >>> clock(3725)
     '1:02:05'
     """
     seconds = int(seconds)

@@ -88,7 +88,7 @@ async def _crawl(settings: CrawlSettings, store: Store, client: Client, stats: C
     previous = await store.previous_base_url()
     published, warning = (await client.published_documents()) if settings.all_published else ([], None)
     crawl_id, options, replay = await _begin(store, settings, published)
-    reporter.event("start", **{**settings.recorded_args(), "crawl": crawl_id, "seeds": len(options.seeds),
+    reporter.event("start", **{**settings.recorded_args(), "crawl_id": crawl_id, "seeds": len(options.seeds),
                                "resumed": settings.resume is not None, "fresh_pairs": len(replay)})
     writer = BatchWriter(store, crawl_id)
     progress = asyncio.create_task(reporter.run(stats))
@@ -108,9 +108,13 @@ async def _crawl(settings: CrawlSettings, store: Store, client: Client, stats: C
     message = "; ".join(filter(None, [report.message, *report.warnings])) or None
     await store.finish_crawl(crawl_id, report.outcome, message, report.origins or options.origins,
                              report.flags, dict(report.counts), dict(stats))
-    reporter.event("end", crawl=crawl_id, outcome=report.outcome, message=message, flags=report.flags,
-                   seconds=round(report.seconds, 3), **dict(report.counts),
-                   requests=stats["requests/total"], retries=stats["retry/count"])
+    c = report.counts  # every key always present, so that log queries need no defaults
+    reporter.event("end", crawl_id=crawl_id, outcome=report.outcome, message=message, flags=report.flags,
+                   seconds=round(report.seconds, 3), nodes=stats["nodes/queued"], fetched=c["fetched"],
+                   complete=c["complete"], failed=c["failed"], missing=c["missing"], references=c["edges"],
+                   kept=stats["fetch/replayed"], kept_referrers=c["replayed_referrers"],
+                   beyond_max_depth=c["beyond_max_depth"], requests=stats["requests/total"],
+                   retries=stats["retry/count"], pushbacks=stats["throttle/pushback"])
     return CrawlRun(crawl_id, report, stats)
 
 

@@ -172,3 +172,22 @@ def test_two_nights_diff_and_orphans_equal_the_true_change(tmp_path, sandbox, ru
     orphans = json.loads(run_cli("orphans", "--db", db, "--json").stdout)
     assert {Node(o["kind"], o["id"]) for o in orphans["orphans"]} == dataset.orphans("media", seeds)
     assert stats.requests > first_night
+
+
+def test_config_paths_are_relative_to_the_file_and_env_typos_are_named(known_db, run_cli, tmp_path, monkeypatch):
+    db = known_db[0]
+    home = tmp_path / "cfg"
+    home.mkdir()
+    (home / "refgraph.toml").write_text(f'db = "{"../" + db.split("/")[-1]}"\n')
+    monkeypatch.chdir(tmp_path.parent)  # cron starts elsewhere: the path must still find the database
+    result = run_cli("--config", home / "refgraph.toml", "stats", "--json", env={"REFGRAPH_CONCURENCY": "3"})
+    assert result.exit_code == 0 and json.loads(result.stdout)["nodes"]["media"] == 5
+    assert "REFGRAPH_CONCURENCY is set but no refgraph option reads it" in result.stderr
+
+
+def test_quiet_is_silent_when_all_went_well_and_speaks_when_not(sandbox, run_cli, db):
+    url, _ = sandbox(KNOWN)
+    ok = run_cli("crawl", "--base-url", url, "media:m1", "--quiet", "--db", db)
+    assert ok.exit_code == 0 and ok.stderr == "" and ok.stdout == ""
+    gone = run_cli("crawl", "--base-url", url, "media:m1", "--quiet", "--api-version", "2019-01", "--db", db)
+    assert gone.exit_code == 1 and "is gone" in gone.stderr
