@@ -13,7 +13,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 import yarl
@@ -29,14 +29,14 @@ from .api import (
     MalformedPage,
     NodeMissing,
     NodeUnavailable,
-    Page,
     VersionGone,
     endpoint_url,
     parse_page,
     parse_search_page,
     search_url,
 )
-from .model import Endpoint, FetchResult, Node, Reference
+from .model import Endpoint, FetchResult, Node
+from .paging import Paging
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, parse_retry_after, should_retry
 from .throttle import Throttle
 
@@ -85,7 +85,7 @@ class Client:
         the errors that stop a crawl (AuthRejected, VersionGone, Forbidden, FatalResponse).
         """
         for _ in range(MAX_RESTARTS):
-            paging = _Paging(node, endpoint)
+            paging = Paging(node, endpoint)
             if await self._page_through(paging):
                 return paging.result("complete")
             self.stats["paging/restart"] += 1
@@ -117,7 +117,7 @@ class Client:
                                      f"{len(found)} published documents listed, perhaps not all")
             offset, cursor = offset + page.entries, page.cursor
 
-    async def _page_through(self, p: _Paging) -> bool:
+    async def _page_through(self, p: Paging) -> bool:
         """Fetch every page into ``p``; False when the content moved under offset paging and the
         target must be paged again from the start."""
         while True:
@@ -252,44 +252,6 @@ class Client:
         if status not in (429, 500, 502, 503, 504):
             head = self._redact(await resp.content.read(200)).decode("utf-8", "replace")
             raise NodeUnavailable(f"HTTP {status} from {resp.url.path}: {head!r}")
-
-
-class _Paging:
-    """One target being paged through one endpoint: what arrived so far, and where to go on."""
-
-    def __init__(self, node: Node, endpoint: Endpoint):
-        self.node, self.endpoint = node, endpoint
-        self.refs: dict[tuple, Reference] = {}
-        self.sources: set[Node] = set()
-        self.offset, self.cursor, self.pages, self.total = 0, None, 0, None
-
-    def result(self, status: str, error: str | None = None) -> FetchResult:
-        return FetchResult(self.node, self.endpoint, status, list(self.refs.values()), len(self.sources),
-                           self.pages, self.total, error)
-
-    def fail(self, message: str) -> NoReturn:
-        """Give up on this target, keeping what did arrive: its referrers are 'at least' these."""
-        raise NodeUnavailable(message, self.result("failed", message))
-
-    def take(self, page: Page, limit: int) -> bool:
-        """Add a page; True when it was the last one (short or empty)."""
-        self.pages += 1
-        before = len(self.sources)
-        for ref in page.references:
-            self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
-            self.sources.add(ref.source)
-        self.total = page.total if page.total is not None else self.total
-        if page.entries < limit or (not page.cursor and self.total is not None and len(self.sources) >= self.total):
-            if not self.sources and self.total:
-                self.fail(f"0 of {self.total} referrers: the server counts {self.total} but lists none")
-            return True
-        if len(self.sources) == before:
-            self.fail(f"page {self.pages} repeated earlier sources only; paging made no progress")
-        if page.cursor and page.cursor == self.cursor:
-            self.fail(f"page {self.pages} returned the cursor it was asked with")
-        self.offset += page.entries
-        self.cursor = page.cursor
-        return False
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:

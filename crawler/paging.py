@@ -1,0 +1,52 @@
+"""One target being paged through one endpoint: the sources so far, and where to go on.
+
+Pure bookkeeping, no I/O: the client fetches, ``Paging.take`` decides whether that was the last
+page and refuses pages that make no progress.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from .api import NodeUnavailable, Page
+from .model import Endpoint, FetchResult, Node, Reference
+
+__all__ = ["Paging"]
+
+
+class Paging:
+    """One target being paged through one endpoint: what arrived so far, and where to go on."""
+
+    def __init__(self, node: Node, endpoint: Endpoint):
+        self.node, self.endpoint = node, endpoint
+        self.refs: dict[tuple, Reference] = {}
+        self.sources: set[Node] = set()
+        self.offset, self.cursor, self.pages, self.total = 0, None, 0, None
+
+    def result(self, status: str, error: str | None = None) -> FetchResult:
+        return FetchResult(self.node, self.endpoint, status, list(self.refs.values()), len(self.sources),
+                           self.pages, self.total, error)
+
+    def fail(self, message: str) -> NoReturn:
+        """Give up on this target, keeping what did arrive: its referrers are 'at least' these."""
+        raise NodeUnavailable(message, self.result("failed", message))
+
+    def take(self, page: Page, limit: int) -> bool:
+        """Add a page; True when it was the last one (short or empty)."""
+        self.pages += 1
+        before = len(self.sources)
+        for ref in page.references:
+            self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
+            self.sources.add(ref.source)
+        self.total = page.total if page.total is not None else self.total
+        if page.entries < limit or (not page.cursor and self.total is not None and len(self.sources) >= self.total):
+            if not self.sources and self.total:
+                self.fail(f"0 of {self.total} referrers: the server counts {self.total} but lists none")
+            return True
+        if len(self.sources) == before:
+            self.fail(f"page {self.pages} repeated earlier sources only; paging made no progress")
+        if page.cursor and page.cursor == self.cursor:
+            self.fail(f"page {self.pages} returned the cursor it was asked with")
+        self.offset += page.entries
+        self.cursor = page.cursor
+        return False
