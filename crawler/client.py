@@ -168,9 +168,8 @@ class Client:
             self.on_event("retry", node=str(node), endpoint=endpoint.name, fault=_describe(fault), attempt=attempt,
                           delay=round(delay, 3))
             if fault in PUSHBACK_STATUSES:
-                self.throttle.push_back(delay)  # everyone waits, this worker too (in acquire)
-            else:
-                await asyncio.sleep(delay)
+                self.throttle.push_back()  # the whole crawl slows down; this request waits as told
+            await asyncio.sleep(delay)
 
     async def _attempt(self, url: yarl.URL, endpoint: Endpoint | None, node: Node | None,
                        parse: Callable[[Any], Any] | None) -> Any:

@@ -91,7 +91,7 @@ def report_lines(result: DemoResult, db: str) -> list[str]:
              f"{stats['retry/count']} retries, outcome {run.report.outcome}, stored in {db}"]
     if result.faults:
         lines.append("faults injected: " + ", ".join(f"{k} {n}" for k, n in sorted(result.faults.items()))
-                     + f"; the crawl paused together {stats['throttle/pushback']} times")
+                     + f"; the server pushed back {stats['throttle/pushback']} times, and the crawl slowed down")
     lines.append("")
     with closing(open_readonly(db)) as conn:
         lines += output.stats_text(answers.stats_answer(conn, top=5)) + [""]

@@ -1,9 +1,11 @@
 """Pace requests across all workers: a rate cap, and backing off together when pushed back.
 
 When the server answers 429 or 503 it is overloaded: every worker hammering on its own retry
-schedule would keep it so. The throttle halves the requests allowed in flight and pauses all
-workers for the server's Retry-After; each success then adds back a little (additive increase,
-multiplicative decrease), so the crawl recovers gradually once the server does.
+schedule would keep it so. The request that was pushed back waits as Retry-After says; the
+throttle halves the requests the whole crawl allows in flight, and each success then adds back
+a little (additive increase, multiplicative decrease), so the crawl recovers gradually once the
+server does. (Pausing every worker for every Retry-After would stall a crawl whose server
+answers a steady few percent of requests with 429, one pause after another.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Throttle:
     >>> import asyncio
     >>> async def demo():
     ...     t = Throttle(concurrency=8)
-    ...     await t.acquire(); t.release(ok=False); t.push_back(0.0)   # a 429, Retry-After: 0
+    ...     await t.acquire(); t.release(ok=False); t.push_back()   # a 429
     ...     halved = t.limit
     ...     for _ in range(4):
     ...         await t.acquire(); t.release(ok=True)
@@ -37,23 +39,16 @@ class Throttle:
         self.rate = rate
         self.stats = stats if stats is not None else Counter()
         self.in_flight = 0
-        self._paused_until = 0.0
         self._next_start = 0.0  # the rate cap: when the next request may go out
         self._next_cut = 0.0  # when a pushback may halve the limit again
         self._changed = asyncio.Event()
 
     async def acquire(self) -> None:
-        """Wait for a pause to end, for a slot under the limit, and for the rate cap."""
+        """Wait for a slot under the limit, and for the rate cap."""
         loop = asyncio.get_running_loop()
-        while True:
-            pause = self._paused_until - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            elif self.in_flight < int(self.limit):
-                break
-            else:
-                self._changed.clear()
-                await self._changed.wait()
+        while self.in_flight >= int(self.limit):
+            self._changed.clear()
+            await self._changed.wait()
         self.in_flight += 1
         if self.rate:
             now = loop.time()
@@ -69,16 +64,14 @@ class Throttle:
             self.limit = min(self.ceiling, self.limit + 1.0 / self.limit)
         self._changed.set()
 
-    def push_back(self, seconds: float) -> None:
-        """The server is overloaded (429/503): halve what may be in flight, and let no request
-        out for ``seconds``, whichever worker asks."""
+    def push_back(self) -> None:
+        """The server is overloaded (429/503): halve what the whole crawl may have in flight."""
         now = asyncio.get_running_loop().time()
         if now >= self._next_cut:
-            # Once per pause (and at most once a second): the answers already in flight when
-            # the server pushed back tell of the same overload, and must not halve it again.
+            # At most once a second: the answers already in flight when the server pushed back
+            # tell of the same overload, and must not halve the crawl again and again.
             self.limit = max(1.0, self.limit / 2)
-            self._next_cut = now + max(seconds, CUT_INTERVAL)
-        self._paused_until = max(self._paused_until, now + seconds)
+            self._next_cut = now + CUT_INTERVAL
         self.stats["throttle/pushback"] += 1
         lowest = self.stats.get("throttle/lowest_limit")
         self.stats["throttle/lowest_limit"] = int(self.limit if lowest is None else min(lowest, self.limit))
