@@ -23,6 +23,7 @@ from .api import (
     MAX_PAGES,
     MAX_REDIRECTS,
     PAGE_LIMIT,
+    ApiError,
     AuthRejected,
     FatalResponse,
     Forbidden,
@@ -35,7 +36,7 @@ from .api import (
     parse_search_page,
     search_url,
 )
-from .model import Endpoint, FetchResult, Node
+from .model import Endpoint, FetchResult, Node, Reference
 from .paging import Paging
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES, parse_retry_after, should_retry
 from .throttle import Throttle
@@ -84,12 +85,38 @@ class Client:
         Raises NodeMissing (404), NodeUnavailable (with the pages that did arrive), or one of
         the errors that stop a crawl (AuthRejected, VersionGone, Forbidden, FatalResponse).
         """
+        try:
+            return self._scrub_result(await self._incoming(endpoint, node))
+        except ApiError as exc:
+            raise self._scrub_error(exc) from None
+
+    async def _incoming(self, endpoint: Endpoint, node: Node) -> FetchResult:
         for _ in range(MAX_RESTARTS):
             paging = Paging(node, endpoint)
             if await self._page_through(paging):
                 return paging.result("complete")
             self.stats["paging/restart"] += 1
-        paging.fail(f"the referrers kept changing while being paged ({MAX_RESTARTS} tries)")
+        paging.fail(f"{len(paging.sources)} of {paging.total} referrers: the list kept changing or falling short "
+                    f"of the server's own total while being paged ({MAX_RESTARTS} tries)")
+
+    def _scrub(self, text: str) -> str:
+        """The token out of any text a server could have put it in (decoded JSON, paths, hosts)."""
+        secret = self._secret.decode() if self._secret else None
+        return text.replace(secret, "[redacted]") if secret and secret in text else text
+
+    def _scrub_result(self, result: FetchResult) -> FetchResult:
+        secret = self._secret.decode() if self._secret else None
+        if secret and any(secret in r.ref_json or secret in r.source.id for r in result.references):
+            result.references = [Reference(Node(r.source.kind, self._scrub(r.source.id)), r.target, r.origin,
+                                           self._scrub(r.ref_json)) for r in result.references]
+        result.error = self._scrub(result.error) if result.error else result.error
+        return result
+
+    def _scrub_error(self, exc: ApiError) -> ApiError:
+        exc.args = tuple(self._scrub(str(a)) for a in exc.args)
+        if isinstance(exc, NodeUnavailable) and exc.partial is not None:
+            exc.partial = self._scrub_result(exc.partial)
+        return exc
 
     async def published_documents(self) -> tuple[list[Node], str | None]:
         """Every published document, from the publications search; and a warning when the list
@@ -106,7 +133,9 @@ class Client:
                 page = await self._fetch_page(search_url(self.base_url, self.version, query), None, None,
                                               parse=parse_search_page)
             except (NodeMissing, NodeUnavailable) as exc:
-                raise FatalResponse(f"could not list the published documents: {exc}") from None
+                raise FatalResponse(self._scrub(f"could not list the published documents: {exc}")) from None
+            except ApiError as exc:
+                raise self._scrub_error(exc) from None
             total = page.total if page.total is not None else total
             before = len(found)
             found.update(dict.fromkeys(page.sources))
@@ -137,7 +166,9 @@ class Client:
             if p.cursor is None and None not in (p.total, page.total) and page.total != p.total:
                 return False  # offsets shifted: sources would be skipped or repeated
             if p.take(page, self.limit):
-                return True
+                # Fewer sources than the server's own count: a smaller page size than asked for,
+                # or content changed under a cursor. Page again; never call it complete.
+                return p.total is None or len(p.sources) >= p.total
 
     async def _fetch_page(self, url: yarl.URL, endpoint: Endpoint | None, node: Node | None, first: bool = True,
                           parse: Callable[[Any], Any] | None = None) -> Any:

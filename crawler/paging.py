@@ -39,7 +39,9 @@ class Paging:
             self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
             self.sources.add(ref.source)
         self.total = page.total if page.total is not None else self.total
-        if page.entries < limit or (not page.cursor and self.total is not None and len(self.sources) >= self.total):
+        reached_total = self.total is not None and len(self.sources) >= self.total
+        short_but_more = 0 < page.entries < limit and self.total is not None and not reached_total
+        if (page.entries < limit and not short_but_more) or (not page.cursor and reached_total):
             if not self.sources and self.total:
                 self.fail(f"0 of {self.total} referrers: the server counts {self.total} but lists none")
             return True
