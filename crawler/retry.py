@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 
 __all__ = ["DEFAULT_RETRIES", "TRANSIENT_STATUSES", "should_retry", "parse_retry_after"]
@@ -62,7 +63,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):  # ASCII digits only: '²'.isdigit() is True
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -119,12 +119,15 @@ ON CONFLICT (node_id, endpoint) DO UPDATE SET
     fetched_at = excluded.fetched_at, referrers = excluded.referrers, pages = excluded.pages,
     total = excluded.total, error = excluded.error
 """
-# A complete fetch is the whole truth about a target's referrers through one origin: what it
-# no longer reports is marked removed (kept as history, left out of every current answer).
+# A complete fetch is the whole truth about a target's referrers through one origin: every
+# current edge is marked removed first, and the upsert that follows, in the same transaction,
+# brings back what the fetch still reports. What stays removed is kept as history, left out of
+# every current answer. (Comparing crawl ids instead would keep what a failed fetch stored
+# earlier in the same, resumed, crawl.)
 _EDGE_RETIRE = """
 UPDATE edges SET removed_crawl = ?
 WHERE target_id = (SELECT node_id FROM nodes WHERE kind = ? AND id = ?)
-  AND origin = ? AND removed_crawl IS NULL AND last_crawl < ?
+  AND origin = ? AND removed_crawl IS NULL
 """
 
 
@@ -231,12 +234,12 @@ class Store:
             fetches.append((r.node.kind, r.node.id, r.endpoint.name, r.endpoint.origin, r.status,
                             crawl_id, now, r.referrers, r.pages, r.total, r.error))
             if r.status in ("complete", "missing"):  # a deleted node is listed by no one any more
-                retire.append((crawl_id, r.node.kind, r.node.id, r.endpoint.origin, crawl_id))
+                retire.append((crawl_id, r.node.kind, r.node.id, r.endpoint.origin))
         try:
             await self.conn.executemany("INSERT OR IGNORE INTO nodes (kind, id, first_crawl) VALUES (?, ?, ?)",
                                         [(kind, ident, crawl_id) for kind, ident in sorted(nodes)])
-            await self.conn.executemany(_EDGE_UPSERT, edges)
             await self.conn.executemany(_EDGE_RETIRE, retire)
+            await self.conn.executemany(_EDGE_UPSERT, edges)
             await self.conn.executemany(_FETCH_UPSERT, fetches)
             await self.conn.executemany(
                 "UPDATE nodes SET media_type = ? WHERE kind = 'media' AND id = ?",
