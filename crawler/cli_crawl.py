@@ -27,7 +27,7 @@ from .crawl_plan import PlanError, new_crawl, resumed_crawl
 from .engine import DEFAULT_CONCURRENCY
 from .progress import DEFAULT_INTERVAL, Reporter
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
-from .runner import CrawlSettings, run_crawl
+from .runner import CrawlLocked, CrawlSettings, run_crawl
 from .store import NotARefgraphDatabase
 
 
@@ -132,6 +132,9 @@ def _run_and_report(settings: CrawlSettings, reporter: Reporter) -> int:
         run = asyncio.run(run_crawl(settings, reporter))
     except NotARefgraphDatabase as exc:
         raise InputError(str(exc)) from None
+    except CrawlLocked as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_FATAL)
     except sqlite3.Error as exc:  # e.g. locked by another crawl: nothing of this run was written
         click.echo(f"Error: {settings.db}: {exc} (is another crawl writing to it?)", err=True)
         sys.exit(EXIT_FATAL)

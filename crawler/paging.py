@@ -11,7 +11,9 @@ from typing import NoReturn
 from .api import NodeUnavailable, Page
 from .model import Endpoint, FetchResult, Node, Reference
 
-__all__ = ["Paging"]
+__all__ = ["Paging", "MAX_TARGET_BYTES"]
+
+MAX_TARGET_BYTES = 64 << 20  # a hub with several hundred thousand referrers fits well within it
 
 
 class Paging:
@@ -22,6 +24,7 @@ class Paging:
         self.refs: dict[tuple, Reference] = {}
         self.sources: set[Node] = set()
         self.offset, self.cursor, self.pages, self.total = 0, None, 0, None
+        self.size = 0  # bytes of reference JSON held for this target
 
     def result(self, status: str, error: str | None = None) -> FetchResult:
         return FetchResult(self.node, self.endpoint, status, list(self.refs.values()), len(self.sources),
@@ -36,8 +39,14 @@ class Paging:
         self.pages += 1
         before = len(self.sources)
         for ref in page.references:
-            self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref)
+            if self.refs.setdefault((ref.source, ref.target, ref.ref_json), ref) is ref:
+                self.size += len(ref.ref_json) + len(ref.source.id)
             self.sources.add(ref.source)
+        if self.size > MAX_TARGET_BYTES:
+            # A hostile or broken server listing new sources for ever must not take the
+            # machine's memory: this target fails, keeping what it has.
+            self.fail(f"over {MAX_TARGET_BYTES >> 20} MiB of references for one target after {self.pages} pages "
+                      f"({len(self.sources)} referrers); refgraph holds no more for one target")
         self.total = page.total if page.total is not None else self.total
         reached_total = self.total is not None and len(self.sources) >= self.total
         short_but_more = 0 < page.entries < limit and self.total is not None and not reached_total

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import io
 import signal
 from collections import Counter
@@ -21,10 +22,10 @@ from .engine import CrawlOptions, CrawlReport, crawl
 from .model import Node
 from .progress import Reporter
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
-from .store import BatchWriter, Store, utc_now
+from .store import BatchWriter, Store, check_database, utc_now
 from .throttle import Throttle
 
-__all__ = ["CrawlSettings", "CrawlRun", "run_crawl"]
+__all__ = ["CrawlSettings", "CrawlRun", "CrawlLocked", "run_crawl"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,38 @@ async def run_crawl(settings: CrawlSettings, reporter: Reporter | None = None) -
         return await _run(settings, interrupt, reporter or Reporter(io.StringIO(), quiet=True))
 
 
+class CrawlLocked(Exception):
+    """Another crawl is writing to this database right now."""
+
+
+@contextlib.contextmanager
+def _exclusive(db: str):
+    """One crawl per database at a time: two would fetch everything twice and race on the
+    crawl's row. The lock is the OS's, so a killed crawl never leaves it held."""
+    check_database(db, must_exist=False)  # a foreign file gets no lock file beside it either
+    try:
+        handle = open(f"{db}.lock", "a")
+    except OSError:  # an unwritable directory: Store.open will say so clearly
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise CrawlLocked(f"{db}: another refgraph crawl is writing to this database; wait for it, "
+                          "or stop it and use --resume") from None
+    try:
+        yield
+    finally:
+        handle.close()
+
+
 async def _run(settings: CrawlSettings, interrupt: asyncio.Event, reporter: Reporter) -> CrawlRun:
+    with _exclusive(settings.db):
+        return await _run_locked(settings, interrupt, reporter)
+
+
+async def _run_locked(settings: CrawlSettings, interrupt: asyncio.Event, reporter: Reporter) -> CrawlRun:
     stats: Counter = Counter()
     store = await Store.open(settings.db)
     try:

@@ -203,3 +203,43 @@ def test_sources_deleted_upstream_leave_their_targets_dangling(sandbox, run_cli,
     assert answer["orphans"] == [] and [d["id"] for d in answer["dangling"]] == ["a"]
     assert [m["node"] for m in json.loads(run_cli("orphans", "--kind", "document", "--db", db, "--json").stdout)[
         "missing"]] == ["document:9"]
+
+
+async def test_a_token_echoed_inside_json_escapes_is_scrubbed_too():
+    async def handler(request):
+        token = request.headers["Authorization"].split()[1]
+        escaped = "".join(f"\\u{ord(c):04x}" for c in token)
+        if request.query.get("offset") == "0":
+            return web.Response(text=f'[{{"id": 1, "references": [{{"id": "m", "note": "{escaped}"}}]}}]',
+                                content_type="application/json")
+        return web.json_response([])
+
+    result = await fetch_from(handler)
+    assert SECRET not in result.references[0].ref_json and "[redacted]" in result.references[0].ref_json
+
+
+async def test_pages_short_of_the_servers_total_are_never_complete():
+    async def handler(request):  # serves 50 a page whatever is asked, and says 250 exist
+        start = int(request.query.get("offset", 0))
+        return web.json_response({"total": 250, "cursor": None, "results": page_of(range(start, min(start + 50, 250)))})
+
+    result = await fetch_from(handler)
+    assert result.status == "complete" and result.referrers == 250
+
+    async def liar(request):  # says 250, lists 50, then nothing
+        start = int(request.query.get("offset", 0))
+        return web.json_response({"total": 250, "results": page_of(range(50)) if start == 0 else []})
+
+    with pytest.raises(NodeUnavailable, match="50 of 250 referrers"):
+        await fetch_from(liar)
+
+
+def test_one_crawl_per_database_at_a_time(sandbox, run_cli, db):
+    import fcntl
+
+    url, stats = sandbox(KNOWN)
+    with open(f"{db}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running crawl holds it
+        result = run_cli("crawl", "--base-url", url, "media:m1", "--db", db)
+    assert result.exit_code == 1 and "another refgraph crawl is writing" in result.stderr and stats.requests == 0
+    assert run_cli("crawl", "--base-url", url, "media:m1", "--db", db).exit_code == 0
