@@ -77,6 +77,7 @@ class Client:
         self.rng = rng or random.Random()
         self._origin = yarl.URL(base_url).origin()
         # A server that echoes the token back must not get it into errors or the database.
+        self._secret_text = secret or None
         self._secret = secret.encode() if secret else None
 
     async def incoming(self, endpoint: Endpoint, node: Node) -> FetchResult:
@@ -101,11 +102,11 @@ class Client:
 
     def _scrub(self, text: str) -> str:
         """The token out of any text a server could have put it in (decoded JSON, paths, hosts)."""
-        secret = self._secret.decode() if self._secret else None
+        secret = self._secret_text
         return text.replace(secret, "[redacted]") if secret and secret in text else text
 
     def _scrub_result(self, result: FetchResult) -> FetchResult:
-        secret = self._secret.decode() if self._secret else None
+        secret = self._secret_text
         if secret and any(secret in r.ref_json or secret in r.source.id for r in result.references):
             result.references = [Reference(Node(r.source.kind, self._scrub(r.source.id)), r.target, r.origin,
                                            self._scrub(r.ref_json)) for r in result.references]
