@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -161,36 +161,49 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_FROM_JSON: Any = object()  # Reference's ref_type and location when not given: read from ref_json
+
+
+def _text_field(fields: Mapping[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    return value if isinstance(value, str) else None
+
+
 @dataclass(frozen=True)
 class Reference:
     """One edge: ``source`` references ``target`` at one place, seen through one origin.
 
     ``ref_json`` is the reference object exactly as the API gave it (canonical JSON), so fields
-    refgraph does not know, and unknown ``location`` values, are kept.
+    refgraph does not know, and unknown ``location`` values, are kept. ``ref_type`` and
+    ``location`` are its ``type`` and ``location`` when they are strings; ``make`` takes them
+    from the fields it already holds, so the crawl never parses a reference twice.
+
+    >>> ref = Reference(Node("document", "1"), Node("media", "x"), "publication", '{"location":7,"type":"image"}')
+    >>> ref.ref_type, ref.location, ref == Reference.make(ref.source, ref.target, ref.origin, ref.fields)
+    ('image', None, True)
     """
 
     source: Node
     target: Node
     origin: str
     ref_json: str
+    ref_type: str | None = field(default=_FROM_JSON, compare=False, repr=False)
+    location: str | None = field(default=_FROM_JSON, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ref_type is _FROM_JSON or self.location is _FROM_JSON:
+            fields = self.fields
+            object.__setattr__(self, "ref_type", _text_field(fields, "type"))
+            object.__setattr__(self, "location", _text_field(fields, "location"))
 
     @property
     def fields(self) -> dict[str, Any]:
         return json.loads(self.ref_json)
 
-    @property
-    def ref_type(self) -> str | None:
-        value = self.fields.get("type")
-        return value if isinstance(value, str) else None
-
-    @property
-    def location(self) -> str | None:
-        value = self.fields.get("location")
-        return value if isinstance(value, str) else None
-
     @classmethod
     def make(cls, source: Node, target: Node, origin: str, fields: Mapping[str, Any]) -> Reference:
-        return cls(source, target, origin, canonical_json(dict(fields)))
+        return cls(source, target, origin, canonical_json(fields if isinstance(fields, dict) else dict(fields)),
+                   _text_field(fields, "type"), _text_field(fields, "location"))
 
 
 @dataclass
