@@ -187,8 +187,14 @@ def endpoint_url(base_url: str, version: str, endpoint: Endpoint, node: Node,
     'http://h/p/api/2026-01/mediaLibrary/a%2Fb%20c/incomingMediaReferences?after=x%2B%2F%3D'
     """
     path = "/".join(("api", _segment(version), endpoint.collection, _segment(node.id), endpoint.resource))
-    qs = urllib.parse.urlencode({k: str(v) for k, v in query.items()}, quote_via=urllib.parse.quote)
-    return yarl.URL(f"{base_url}/{path}" + (f"?{qs}" if qs else ""), encoded=True)
+    return yarl.URL(f"{base_url}/{path}" + _query_string(query), encoded=True)
+
+
+def _query_string(query: dict[str, Any]) -> str:
+    """``?k=v&...`` with every key and value percent-encoded, or "" (urlencode's output, for
+    less: this runs for every page of a crawl)."""
+    quote = urllib.parse.quote
+    return "?" + "&".join(f"{quote(k, safe='')}={quote(str(v), safe='')}" for k, v in query.items()) if query else ""
 
 
 def open_session(token: str, *, insecure: bool = False, timeout: float = DEFAULT_TIMEOUT,
@@ -212,8 +218,7 @@ def search_url(base_url: str, version: str, query: dict[str, Any]) -> yarl.URL:
     >>> str(search_url("http://h", "2026-01", {"fields": "id", "limit": 100}))
     'http://h/api/2026-01/publications/search?fields=id&limit=100'
     """
-    qs = urllib.parse.urlencode({k: str(v) for k, v in query.items()}, quote_via=urllib.parse.quote)
-    return yarl.URL(f"{base_url}/api/{_segment(version)}/publications/search?{qs}", encoded=True)
+    return yarl.URL(f"{base_url}/api/{_segment(version)}/publications/search" + _query_string(query), encoded=True)
 
 
 def parse_search_page(body: Any) -> Page:

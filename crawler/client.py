@@ -241,7 +241,7 @@ class Client:
     async def _read_page(self, resp: aiohttp.ClientResponse, parse: Callable[[Any], Any]) -> Any:
         raw = self._redact(await _read_capped(resp))
         try:
-            body = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+            body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads does
             return parse(body)
         except MalformedPage as exc:
             raise NodeUnavailable(f"unexpected answer from {resp.url.path}: {exc}") from None
@@ -308,6 +308,10 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise MalformedPage(f"number {text[:40]} is out of range")
     return value
+
+
+# One decoder for every answer: json.loads with hooks would build a new one per page.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _where(endpoint: Endpoint | None, resp: aiohttp.ClientResponse) -> str:
