@@ -83,5 +83,17 @@ CREATE TABLE IF NOT EXISTS edges (
     PRIMARY KEY (target_id, origin, source_id, ref_hash)
 ) WITHOUT ROWID;
 
-CREATE INDEX IF NOT EXISTS edges_by_source ON edges (source_id);
-CREATE INDEX IF NOT EXISTS fetches_by_crawl ON fetches (crawl_id);
+-- The current references alone, without their JSON: walking a node's ancestors, probing
+-- whether anything references a node, counting referrers and finding one reference between
+-- two nodes all read this narrow index instead of the wide rows. Written in crawl order, as
+-- the table is, so keeping it costs little.
+CREATE INDEX IF NOT EXISTS edges_current ON edges (target_id, origin, source_id) WHERE removed_crawl IS NULL;
+-- No question walks references forwards (source to target); the index that did cost a random
+-- write per reference.
+DROP INDEX IF EXISTS edges_by_source;
+
+-- A crawl's fetches (--resume), and the oldest and newest fetch in one probe each.
+CREATE INDEX IF NOT EXISTS fetches_by_crawl_time ON fetches (crawl_id, fetched_at);
+DROP INDEX IF EXISTS fetches_by_crawl;
+-- Nodes deleted upstream: few, and asked about for every referenced node by orphans.
+CREATE INDEX IF NOT EXISTS fetches_missing ON fetches (node_id) WHERE status = 'missing';

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from . import graph, queries
+from . import queries
 from .flags import orphan_flags
 from .model import ORIGINS, Node, endpoints_for
 
@@ -28,7 +28,7 @@ def node_json(node: Node) -> dict:
 
 
 def basis(conn: sqlite3.Connection, origins: set[str], kind: str | None = None) -> dict:
-    first, last = queries.fetched_range(conn, kind)
+    first, last = queries.fetched_range(conn)
     notes = []
     left_out = sorted(set(ORIGINS) - set(origins) - ({"draft"} if kind == "media" else set()))
     if left_out:
@@ -49,39 +49,57 @@ def _coverage_json(node: Node, cov: queries.Coverage) -> dict:
 
 
 def _subgraph(conn, node: Node, origins: set[str], cutoff: int | None = None):
-    G, by_id = queries.ancestors_graph(conn, node, origins, cutoff)
-    if not by_id:
+    """The ancestors of ``node`` as a networkx graph of node_ids, node_id -> Node, ``node``'s
+    own node_id, and node_id -> Coverage."""
+    # Imported here: networkx costs a tenth of a second to import, and refs, orphans and stats,
+    # which must answer in a blink, never need it.
+    from . import graph
+
+    start, edges, by_id = queries.ancestors(conn, node, origins, cutoff)
+    if start is None:
         raise NodeNotStored(f"{node} is not in the database (never crawled, nor seen as a referrer)")
-    return G, queries.coverage_of(conn, by_id, origins)
+    return graph.build_graph(edges, [start]), by_id, start, queries.coverage_of(conn, by_id, origins)
 
 
 def refs_answer(conn: sqlite3.Connection, node: Node, origins: set[str]) -> dict:
-    G, coverage = _subgraph(conn, node, origins, cutoff=1)
+    node_id = queries.node_id_of(conn, node)
+    if node_id is None:
+        raise NodeNotStored(f"{node} is not in the database (never crawled, nor seen as a referrer)")
+    found = queries.incoming_rows(conn, [node_id], origins)
+    sources = queries.nodes_by_id(conn, list({source for _, source, _, _ in found}))
+    coverage = queries.coverage_of(conn, {node_id: node}, origins)
     rows = []
-    for source, origin, ref_json in graph.referrers(G, node):
+    for source, origin, ref_json in sorted(((sources[s], o, r) for _, s, o, r in found),
+                                           key=lambda row: (row[0].sort_key(), row[1], row[2])):
         ref = json.loads(ref_json)
         rows.append({**node_json(source), "origin": origin, "type": ref.get("type"),
                      "location": ref.get("location"), "reference": ref})
-    return {"node": node_json(node), "coverage": _coverage_json(node, coverage[node]),
+    return {"node": node_json(node), "coverage": _coverage_json(node, coverage[node_id]),
             "counts": {"referrers": len({r["node"] for r in rows}), "references": len(rows)},
             "references": rows, "basis": basis(conn, origins, node.kind),
-            "complete": coverage[node].state == "complete"}
+            "complete": coverage[node_id].state == "complete"}
 
 
 def impact_answer(conn: sqlite3.Connection, node: Node, origins: set[str], cutoff: int | None = None) -> dict:
-    G, coverage = _subgraph(conn, node, origins, cutoff)
-    depths = graph.impact(G, node, cutoff)
-    via = graph.impact_origins(G, node, depths)
-    nodes = [{**node_json(n), "depth": d, "origins": sorted(via[n]), "state": coverage[n].state}
-             for n, d in sorted(depths.items(), key=lambda item: (item[1], item[0].sort_key()))]
+    from . import graph  # see _subgraph
+
+    G, by_id, start, coverage = _subgraph(conn, node, origins, cutoff)
+    depths = graph.impact(G, start, cutoff)
+    via = graph.impact_origins(G, start, depths)
+    nodes = [{**node_json(by_id[i]), "depth": d, "origins": sorted(via[i]), "state": coverage[i].state}
+             for i, d in sorted(depths.items(), key=lambda item: (item[1], by_id[item[0]].sort_key()))]
     by_origin = {o: sum(1 for n in nodes if o in n["origins"]) for o in sorted(origins)}
-    incomplete = [_coverage_json(n, c) for n, c in sorted(coverage.items(), key=lambda i: i[0].sort_key())
-                  if c.state != "complete"]
-    return {"node": node_json(node), "coverage": _coverage_json(node, coverage[node]), "nodes": nodes,
+    incomplete = _incomplete(by_id, coverage)
+    return {"node": node_json(node), "coverage": _coverage_json(node, coverage[start]), "nodes": nodes,
             "counts": {"referrers": len(nodes), "direct": sum(1 for n in nodes if n["depth"] == 1),
                        "by_origin": by_origin},
             "incomplete": incomplete, "complete": not incomplete, "cutoff": cutoff,
             "basis": basis(conn, origins, node.kind)}
+
+
+def _incomplete(by_id: dict[int, Node], coverage: dict[int, queries.Coverage]) -> list[dict]:
+    partial = [(by_id[i], c) for i, c in coverage.items() if c.state != "complete"]
+    return [_coverage_json(n, c) for n, c in sorted(partial, key=lambda item: item[0].sort_key())]
 
 
 def orphans_answer(conn: sqlite3.Connection, kind: str, origins: set[str]) -> dict:
@@ -89,8 +107,8 @@ def orphans_answer(conn: sqlite3.Connection, kind: str, origins: set[str]) -> di
     nodes deleted upstream (missing), and nodes not crawled completely (unknown)."""
     rows = queries.orphans(conn, kind, origins)
     coverage = queries.coverage_of(conn, rows.not_known, origins)
-    unknown = [_coverage_json(n, c) for n, c in coverage.items() if c.state != "missing"]
-    missing = [_coverage_json(n, c) for n, c in coverage.items() if c.state == "missing"]
+    unknown = [_coverage_json(rows.not_known[i], c) for i, c in coverage.items() if c.state != "missing"]
+    missing = [_coverage_json(rows.not_known[i], c) for i, c in coverage.items() if c.state == "missing"]
     order = lambda item: Node(item["kind"], item["id"]).sort_key()  # noqa: E731
     crawl = queries.last_crawl(conn)
     flags = (crawl["flags"] if crawl else []) + orphan_flags(len(rows.orphans), rows.referenced + len(rows.dangling))
@@ -103,45 +121,47 @@ def orphans_answer(conn: sqlite3.Connection, kind: str, origins: set[str]) -> di
 
 
 def path_answer(conn: sqlite3.Connection, source: Node, target: Node, origins: set[str]) -> dict:
-    if queries.node_id_of(conn, source) is None:
+    source_id = queries.node_id_of(conn, source)
+    if source_id is None:
         raise NodeNotStored(f"{source} is not in the database (never crawled, nor seen as a referrer)")
-    G, coverage = _subgraph(conn, target, origins)
-    chain = graph.reference_path(G, source, target) if source in G else None
+    from . import graph  # see _subgraph
+
+    G, by_id, target_id, coverage = _subgraph(conn, target, origins)
+    chain = graph.reference_path(G, source_id, target_id) if source_id in G else None
     hops = []
     for a, b in zip(chain or [], (chain or [])[1:]):
-        refs = [json.loads(d["ref_json"]) | {"origin": d["origin"]} for d in G.get_edge_data(a, b).values()]
-        hops.append({"from": str(a), "to": str(b), "references": sorted(refs, key=json.dumps)})
-    incomplete = [_coverage_json(n, c) for n, c in sorted(coverage.items(), key=lambda i: i[0].sort_key())
-                  if c.state != "complete"]
+        refs = [json.loads(ref_json) | {"origin": origin}
+                for origin, ref_json in queries.references_between(conn, a, b, origins)]
+        hops.append({"from": str(by_id[a]), "to": str(by_id[b]), "references": sorted(refs, key=json.dumps)})
+    incomplete = _incomplete(by_id, coverage)
     return {"from": node_json(source), "to": node_json(target),
-            "path": [str(n) for n in chain] if chain else None, "hops": hops,
+            "path": [str(by_id[i]) for i in chain] if chain else None, "hops": hops,
             "incomplete": incomplete, "complete": not incomplete, "basis": basis(conn, origins)}
 
 
 def stats_answer(conn: sqlite3.Connection, top: int = 10) -> dict:
+    """Counts over the whole database, in SQL: the references through the narrow edges_current
+    index, never their JSON."""
     nodes = {k: n for k, n in conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind")}
     media_types = {t or "type unknown (never referenced)": n for t, n in conn.execute(
         "SELECT media_type, count(*) FROM nodes WHERE kind = 'media' GROUP BY media_type"
         " ORDER BY media_type IS NULL, media_type")}
     edges = {o: n for o, n in conn.execute(
-        "SELECT origin, count(*) FROM edges WHERE removed_crawl IS NULL GROUP BY origin ORDER BY 1")}
+        f"SELECT origin, count(*) FROM {queries.current_edges(conn)} WHERE removed_crawl IS NULL"
+        " GROUP BY origin ORDER BY 1")}
     most = [{"node": f"media:{ident}", "kind": "media", "id": ident, "media_type": mtype,
              "referrers": referrers, "references": references}
             for ident, mtype, referrers, references in conn.execute(
-                """SELECT n.id, n.media_type, count(DISTINCT e.source_id), count(*) FROM edges e
-                   JOIN nodes n ON n.node_id = e.target_id
-                   WHERE n.kind = 'media' AND e.removed_crawl IS NULL
-                   GROUP BY e.target_id ORDER BY 3 DESC, 4 DESC, n.id LIMIT ?""", (top,))]
+                f"""SELECT n.id, n.media_type, g.referrers, g.refs
+                    FROM (SELECT target_id, count(DISTINCT source_id) AS referrers, count(*) AS refs
+                          FROM {queries.current_edges(conn, "e")} WHERE removed_crawl IS NULL
+                          GROUP BY target_id) AS g
+                    JOIN nodes AS n ON n.node_id = g.target_id
+                    WHERE n.kind = 'media' ORDER BY 3 DESC, 4 DESC, n.id LIMIT ?""", (top,))]
     crawl = queries.last_crawl(conn)
     origins = set(crawl["origins"].split(",")) if crawl else {"media", "publication", "draft"}
-    coverage = {}
-    for kind in ("media", "document"):
-        rest = queries.orphans(conn, kind, origins).not_known
-        states = [c.state for c in queries.coverage_of(conn, rest, origins).values()]
-        coverage[kind] = {"complete": nodes.get(kind, 0) - len(rest),
-                          **{s: states.count(s) for s in ("failed", "missing", "not crawled")}}
     crawls = conn.execute("SELECT count(*) FROM crawls").fetchone()[0]
     return {"nodes": {"media": nodes.get("media", 0), "document": nodes.get("document", 0)},
             "media_types": media_types, "references": {"total": sum(edges.values()), "by_origin": edges},
-            "most_referenced_media": most, "coverage": coverage, "crawls": crawls,
+            "most_referenced_media": most, "coverage": queries.coverage_counts(conn, origins), "crawls": crawls,
             "basis": basis(conn, origins)}

@@ -21,7 +21,8 @@ from .cli_common import (
     output_options,
     reading,
 )
-from .export import FORMATS, load_graph, write_graph
+from .export import FORMATS
+from .export import export as export_graph
 from .model import canonical_json, endpoints_for
 
 
@@ -65,8 +66,8 @@ def impact(conn, node, max_depth, origins, as_json, as_csv):
       refgraph impact media:9fKagDCiN6sb --db refs.db
     """
     answer = answer_or_unknown(answers.impact_answer, conn, node, origins, max_depth)
-    rows = [[n["kind"], n["id"], n["depth"], ",".join(n["origins"]), n["state"]] for n in answer["nodes"]]
-    finish(answer, as_json, output.impact_text(answer),
+    rows = [[n["kind"], n["id"], n["depth"], ",".join(n["origins"]), n["state"]] for n in answer["nodes"]] if as_csv else []
+    finish(answer, as_json, [] if as_json or as_csv else output.impact_text(answer),
             output.to_csv(output.IMPACT_CSV, rows) if as_csv else None, incomplete_warning(answer))
 
 
@@ -93,7 +94,7 @@ def orphans(conn, kind, origins, as_json, as_csv):
     rows = [[o["kind"], o["id"]] for o in answer["orphans"]]
     warn = [f"{len(answer['unknown'])} {kind} node(s) are unknown (not crawled completely) and are not "
             "listed as orphans"] if answer["unknown"] and as_csv else []
-    finish(answer, as_json, output.orphans_text(answer),
+    finish(answer, as_json, [] if as_json or as_csv else output.orphans_text(answer),
             output.to_csv(output.ORPHANS_CSV, rows) if as_csv else None, warn)
 
 
@@ -147,13 +148,12 @@ def export(conn, fmt, out_path):
     """
     if out_path is not None and Path(out_path).resolve() in _database_files(conn):
         raise InputError(f"--output {out_path}: that is the database itself")
-    graph = load_graph(conn)
     if out_path is None:
-        write_graph(graph, fmt, sys.stdout)
+        export_graph(conn, fmt, sys.stdout)
         return
     try:
         with open(out_path, "w", encoding="utf-8", newline="") as out:
-            write_graph(graph, fmt, out)
+            export_graph(conn, fmt, out)
     except OSError as exc:
         raise InputError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
 

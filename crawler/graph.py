@@ -1,28 +1,30 @@
 """Graph questions as small pure networkx functions.
 
 Graphs here are MultiDiGraphs whose edges point from referrer to referenced, one edge per
-reference, with ``origin`` and ``ref_json`` attributes (see ``queries.ancestors_graph``).
+(referrer, referenced, origin), keyed by the origin (see ``queries.ancestors``): enough for
+depths, paths and origins, so that a hub's hundreds of thousands of references fit in memory
+without their JSON.
 """
 
 from __future__ import annotations
 
 import networkx as nx
 
-from .model import Node
-
-__all__ = ["impact", "impact_origins", "referrers", "reference_path", "build_graph"]
+__all__ = ["impact", "impact_origins", "reference_path", "build_graph"]
 
 
-def build_graph(edges) -> nx.MultiDiGraph:
-    """A graph from (source, target, origin, ref_json) tuples.
+def build_graph(edges, nodes=()) -> nx.MultiDiGraph:
+    """A graph from (source, target, origin) tuples, a repeated triple being one edge, and of
+    ``nodes`` whether or not an edge touches them.
 
-    >>> G = build_graph([(Node("document", "1"), Node("media", "x"), "publication", "{}")])
+    >>> G = build_graph([("document:1", "media:x", "publication"), ("document:1", "media:x", "publication"),
+    ...                  ("document:1", "media:x", "draft")])
     >>> G.number_of_edges()
-    1
+    2
     """
     graph = nx.MultiDiGraph()
-    for source, target, origin, ref_json in edges:
-        graph.add_edge(source, target, origin=origin, ref_json=ref_json)
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from(edges)
     return graph
 
 
@@ -42,9 +44,9 @@ def impact(G: nx.MultiDiGraph, node, cutoff: int | None = None) -> dict:
 
     Examples
     --------
-    >>> G = build_graph([("page", "article", "publication", "{}"),
-    ...                  ("article", "image", "publication", "{}"),
-    ...                  ("article", "article", "publication", "{}")])
+    >>> G = build_graph([("page", "article", "publication"),
+    ...                  ("article", "image", "publication"),
+    ...                  ("article", "article", "publication")])
     >>> impact(G, "image")
     {'article': 1, 'page': 2}
     >>> impact(G, "image", cutoff=1)
@@ -61,35 +63,22 @@ def impact_origins(G: nx.MultiDiGraph, node, depths: dict) -> dict:
     """For each referrer in ``depths``, the origins of the references that put it at its depth
     (those into ``node`` or into a referrer one hop closer).
 
-    >>> G = build_graph([("a", "x", "publication", "{}"), ("a", "x", "draft", "{}"),
-    ...                  ("m", "a", "media", "{}")])
+    >>> G = build_graph([("a", "x", "publication"), ("a", "x", "draft"), ("m", "a", "media")])
     >>> impact_origins(G, "x", impact(G, "x")) == {"a": {"draft", "publication"}, "m": {"media"}}
     True
     """
     level = {node: 0, **depths}
     out = {}
     for referrer, depth in depths.items():
-        out[referrer] = {data["origin"] for _, target, data in G.out_edges(referrer, data=True)
+        out[referrer] = {origin for _, target, origin in G.out_edges(referrer, keys=True)
                          if level.get(target) == depth - 1}
     return out
-
-
-def referrers(G: nx.MultiDiGraph, node) -> list[tuple]:
-    """Direct references into ``node``: (source, origin, ref_json), sorted.
-
-    >>> referrers(build_graph([("b", "x", "media", "{}"), ("a", "x", "publication", "{}")]), "x")
-    [('a', 'publication', '{}'), ('b', 'media', '{}')]
-    """
-    if node not in G:
-        return []
-    rows = [(source, data["origin"], data["ref_json"]) for source, _, data in G.in_edges(node, data=True)]
-    return sorted(rows, key=lambda row: (_key(row[0]), row[1], row[2]))
 
 
 def reference_path(G: nx.MultiDiGraph, source, target) -> list | None:
     """The shortest chain of references from ``source`` to ``target``, or None.
 
-    >>> G = build_graph([("page", "article", "publication", "{}"), ("article", "image", "publication", "{}")])
+    >>> G = build_graph([("page", "article", "publication"), ("article", "image", "publication")])
     >>> reference_path(G, "page", "image")
     ['page', 'article', 'image']
     >>> reference_path(G, "image", "page") is None
@@ -100,6 +89,3 @@ def reference_path(G: nx.MultiDiGraph, source, target) -> list | None:
     except (nx.NetworkXNoPath, nx.NodeNotFound):
         return None
 
-
-def _key(node):
-    return node.sort_key() if isinstance(node, Node) else (str(node),)

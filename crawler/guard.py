@@ -47,14 +47,14 @@ def _verdict(node: Node, cov: queries.Coverage | None, refs: list[dict], max_age
 
 
 def _referrers(conn: sqlite3.Connection, node: Node, origins: set[str]) -> tuple[queries.Coverage | None, list[dict]]:
-    graph, by_id = queries.ancestors_graph(conn, node, origins, cutoff=1)
-    if not by_id:
+    start, edges, by_id = queries.ancestors(conn, node, origins, cutoff=1)
+    if start is None:
         return None, []
     coverage = queries.coverage_of(conn, by_id, origins)
-    refs = [{"node": str(source), "origin": origin, "source_state": coverage[source].state}
-            for source, _, data in graph.in_edges(node, data=True) for origin in [data["origin"]]]
+    refs = [{"node": str(by_id[source]), "origin": origin, "source_state": coverage[source].state}
+            for source, _, origin in edges]
     unique = {(r["node"], r["origin"]): r for r in refs}
-    return coverage[node], sorted(unique.values(), key=lambda r: (r["origin"], r["node"]))
+    return coverage[start], sorted(unique.values(), key=lambda r: (r["origin"], r["node"]))
 
 
 def check_delete(conn: sqlite3.Connection, nodes: list[Node], origins: set[str], max_age: float) -> dict:

@@ -1,8 +1,8 @@
 """Read the stored graph: only the part a question needs, straight from SQLite's indexes.
 
 Questions about one node (refs, impact, path) fetch the incoming references of its ancestors
-level by level through the edges' primary key, which is clustered on target, and hand that
-subgraph to networkx. Questions with no graph algorithm in them (orphans, stats) are counted
+level by level through the edges_current index (target first, no JSON), and the answers hand
+that subgraph to networkx. Questions with no graph algorithm in them (orphans, stats) are counted
 in SQL. Current answers leave out references a later complete crawl no longer reported.
 """
 
@@ -13,13 +13,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import networkx as nx
-
 from .model import Node, endpoints_for
 
 __all__ = [
-    "Coverage", "node_state", "coverage_of", "node_id_of", "ancestors_graph", "incoming_rows",
-    "OrphanRows", "orphans", "last_crawl", "fetched_range", "all_nodes", "all_edges",
+    "Coverage", "node_state", "coverage_of", "node_id_of", "ancestors", "incoming_rows", "incoming_edges",
+    "references_between", "nodes_by_id",
+    "OrphanRows", "orphans", "coverage_counts", "last_crawl", "fetched_range", "all_nodes", "all_edges",
 ]
 
 CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
@@ -69,42 +68,78 @@ def node_id_of(conn: sqlite3.Connection, node: Node) -> int | None:
     return row[0] if row else None
 
 
-def coverage_of(conn: sqlite3.Connection, nodes: dict[int, Node], origins: set[str]) -> dict[Node, Coverage]:
-    """The coverage of each given node (node_id -> Node)."""
-    fetches: dict[int, dict[str, tuple]] = {i: {} for i in nodes}
+def coverage_of(conn: sqlite3.Connection, nodes: dict[int, Node], origins: set[str]) -> dict[int, Coverage]:
+    """The coverage of each given node (node_id -> Node), by node_id."""
+    fetches: dict[int, dict[str, tuple]] = {}
     ids = list(nodes)
     for chunk in _chunks(ids):
         for node_id, endpoint, status, fetched_at, referrers, error in conn.execute(
                 "SELECT node_id, endpoint, status, fetched_at, referrers, error FROM fetches"
                 f" WHERE node_id IN ({_marks(chunk)})", chunk):
-            fetches[node_id][endpoint] = (status, fetched_at, referrers, error)
+            fetches.setdefault(node_id, {})[endpoint] = (status, fetched_at, referrers, error)
+    wanted = {kind: tuple(e.name for e in endpoints_for(kind, origins)) for kind in ("media", "document")}
+    states = {kind: {} for kind in wanted}  # one node_state per kind and pattern of statuses
     out = {}
     for node_id, node in nodes.items():
-        relevant = {e.name: fetches[node_id][e.name] for e in endpoints_for(node.kind, origins)
-                    if e.name in fetches[node_id]}
-        times = [f[1] for f in relevant.values()]
-        out[node] = Coverage(
-            state=node_state(node.kind, origins, relevant),
+        got, names = fetches.get(node_id, {}), wanted[node.kind]
+        relevant = {name: got[name] for name in names if name in got}
+        pattern = tuple(f[0] for f in relevant.values())
+        if (state := states[node.kind].get(pattern)) is None:
+            state = states[node.kind][pattern] = node_state(node.kind, origins, relevant)
+        out[node_id] = Coverage(
+            state=state,
             referrers=sum(f[2] for f in relevant.values()),
-            fetched_at=min(times) if times else None,
+            fetched_at=min(f[1] for f in relevant.values()) if relevant else None,
             errors=tuple(f"{name}: {f[3]}" for name, f in sorted(relevant.items()) if f[3]),
-            not_crawled=tuple(e.name for e in endpoints_for(node.kind, origins) if e.name not in relevant))
+            not_crawled=tuple(name for name in names if name not in relevant))
     return out
 
 
 def incoming_rows(conn: sqlite3.Connection, target_ids: list[int], origins: set[str]) -> list[tuple]:
     """Current references into the given targets: (target_id, source_id, origin, ref_json)."""
+    return _incoming(conn, target_ids, origins, "target_id, source_id, origin, ref_json")
+
+
+def incoming_edges(conn: sqlite3.Connection, target_ids: list[int], origins: set[str]) -> list[tuple]:
+    """(target_id, source_id, origin) of the current references into the given targets.
+
+    These columns are all in the edges_current index, so SQLite answers from that index alone
+    and never reads the references' JSON, which is most of the edges table's bytes.
+    """
+    return _incoming(conn, target_ids, origins, "DISTINCT target_id, source_id, origin")
+
+
+def current_edges(conn: sqlite3.Connection, alias: str = "edges") -> str:
+    """The edges table as ``alias``, read through edges_current where the database has it.
+
+    SQLite cannot tell that the primary key, which starts with the same columns, reads rows ten
+    times wider; a database written by an older refgraph gets the index at its next crawl.
+    """
+    found = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'edges_current'").fetchone()
+    return f"edges AS {alias}" + (" INDEXED BY edges_current" if found else "")
+
+
+def _incoming(conn: sqlite3.Connection, target_ids: list[int], origins: set[str], columns: str) -> list[tuple]:
     rows: list[tuple] = []
     origin_list = sorted(origins)
+    table = current_edges(conn) if "ref_json" not in columns else "edges"
     for chunk in _chunks(target_ids):
         rows.extend(conn.execute(
-            "SELECT target_id, source_id, origin, ref_json FROM edges"
-            f" WHERE target_id IN ({_marks(chunk)}) AND origin IN ({_marks(origin_list)})"
-            " AND removed_crawl IS NULL", chunk + origin_list))
+            f"SELECT {columns} FROM {table} WHERE target_id IN ({_marks(chunk)})"
+            f" AND origin IN ({_marks(origin_list)}) AND removed_crawl IS NULL", chunk + origin_list))
     return rows
 
 
-def _nodes_by_id(conn: sqlite3.Connection, ids: list[int]) -> dict[int, Node]:
+def references_between(conn: sqlite3.Connection, source: int, target: int, origins: set[str]) -> list[tuple]:
+    """(origin, ref_json) of every current reference from ``source`` to ``target``."""
+    origin_list = sorted(origins)
+    return conn.execute(
+        "SELECT origin, ref_json FROM edges WHERE target_id = ? AND source_id = ?"
+        f" AND origin IN ({_marks(origin_list)}) AND removed_crawl IS NULL ORDER BY origin, ref_json",
+        [target, source, *origin_list]).fetchall()
+
+
+def nodes_by_id(conn: sqlite3.Connection, ids: list[int]) -> dict[int, Node]:
     out = {}
     for chunk in _chunks(ids):
         for node_id, kind, ident in conn.execute(
@@ -113,30 +148,28 @@ def _nodes_by_id(conn: sqlite3.Connection, ids: list[int]) -> dict[int, Node]:
     return out
 
 
-def ancestors_graph(conn: sqlite3.Connection, node: Node, origins: set[str],
-                    cutoff: int | None = None) -> tuple[nx.MultiDiGraph, dict[int, Node]]:
-    """``node`` and everything referencing it, up to ``cutoff`` hops, as a MultiDiGraph.
+def ancestors(conn: sqlite3.Connection, node: Node, origins: set[str],
+              cutoff: int | None = None) -> tuple[int | None, list[tuple[int, int, str]], dict[int, Node]]:
+    """``node``'s node_id, and everything referencing it up to ``cutoff`` hops: the references
+    as (source_id, target_id, origin), one per triple, and node_id -> Node for every node met.
 
-    Edges point from referrer to referenced, one edge per reference, with ``origin`` and
-    ``ref_json`` attributes. Also returns node_id -> Node for every node in the graph.
+    The walk goes level by level through the edges_current index, so a question costs what
+    its own ancestors cost, whatever the size of the database; (None, [], {}) when the node
+    is not stored.
     """
     start = node_id_of(conn, node)
-    graph = nx.MultiDiGraph()
     if start is None:
-        return graph, {}
-    graph.add_node(start)
-    frontier, seen, depth = [start], {start}, 0
+        return None, [], {}
+    edges: list[tuple[int, int, str]] = []
+    seen = {start}
+    frontier, depth = [start], 0
     while frontier and (cutoff is None or depth < cutoff):
         depth += 1
-        found = []
-        for target_id, source_id, origin, ref_json in incoming_rows(conn, frontier, origins):
-            graph.add_edge(source_id, target_id, origin=origin, ref_json=ref_json)
-            if source_id not in seen:
-                seen.add(source_id)
-                found.append(source_id)
-        frontier = found
-    nodes = _nodes_by_id(conn, list(graph.nodes))
-    return nx.relabel_nodes(graph, nodes), nodes
+        rows = incoming_edges(conn, frontier, origins)
+        edges.extend((source, target, origin) for target, source, origin in rows)
+        frontier = [source for source in dict.fromkeys(source for _, source, _ in rows) if source not in seen]
+        seen.update(frontier)
+    return start, edges, nodes_by_id(conn, list(seen))
 
 
 @dataclass
@@ -157,12 +190,16 @@ def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> OrphanRow
     complete = (f"(SELECT count(*) FROM fetches f WHERE f.node_id = n.node_id AND f.status = 'complete'"
                 f" AND f.endpoint IN ({_marks(names)}))")
     current = f"e.target_id = n.node_id AND e.removed_crawl IS NULL AND e.origin IN ({_marks(origin_list)})"
-    live_source = "NOT EXISTS (SELECT 1 FROM fetches m WHERE m.node_id = e.source_id AND m.status = 'missing')"
+    # Not correlated: SQLite lists the deleted nodes once (from the fetches_missing index).
+    live_source = "e.source_id NOT IN (SELECT node_id FROM fetches WHERE status = 'missing')"
+    edges = current_edges(conn, "e")
+    # Nodes in rowid order (NOT INDEXED), not in id order through the (kind, id) index: the
+    # probes then walk fetches and edges_current in their own order instead of at random.
     rows = conn.execute(
         f"""SELECT n.node_id, n.id, {complete} = ?,
-                   EXISTS (SELECT 1 FROM edges e WHERE {current}),
-                   EXISTS (SELECT 1 FROM edges e WHERE {current} AND {live_source})
-            FROM nodes n WHERE n.kind = ?""",
+                   EXISTS (SELECT 1 FROM {edges} WHERE {current}),
+                   EXISTS (SELECT 1 FROM {edges} WHERE {current} AND {live_source})
+            FROM nodes AS n NOT INDEXED WHERE n.kind = ?""",
         [*names, len(names), *origin_list, *origin_list, kind]).fetchall()
     out = OrphanRows([], [], 0, {})
     for node_id, ident, is_complete, referenced, by_live in rows:
@@ -180,6 +217,28 @@ def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> OrphanRow
     return out
 
 
+def coverage_counts(conn: sqlite3.Connection, origins: set[str]) -> dict[str, dict[str, int]]:
+    """How many nodes of each kind are complete, failed, missing or not crawled, as node_state
+    decides, counted in one pass over the nodes and their fetches (both in node_id order)."""
+    expected = {kind: [e.name for e in endpoints_for(kind, origins)] for kind in ("media", "document")}
+    names = expected["media"] + expected["document"]  # an endpoint serves one kind only
+    rows = conn.execute(
+        f"""SELECT kind, CASE WHEN missing THEN 'missing' WHEN failed THEN 'failed'
+                             WHEN complete = wanted AND wanted > 0 THEN 'complete' ELSE 'not crawled' END,
+                   count(*)
+            FROM (SELECT n.kind, max(f.status = 'missing') AS missing, max(f.status = 'failed') AS failed,
+                         count(f.status = 'complete' OR NULL) AS complete,
+                         CASE n.kind WHEN 'media' THEN ? ELSE ? END AS wanted
+                  FROM nodes AS n NOT INDEXED
+                  LEFT JOIN fetches AS f ON f.node_id = n.node_id AND f.endpoint IN ({_marks(names) or "NULL"})
+                  GROUP BY n.node_id)
+            GROUP BY 1, 2""", [len(expected["media"]), len(expected["document"]), *names]).fetchall()
+    out = {kind: dict.fromkeys(("complete", "failed", "missing", "not crawled"), 0) for kind in expected}
+    for kind, state, count in rows:
+        out[kind][state] = count
+    return out
+
+
 def last_crawl(conn: sqlite3.Connection) -> dict | None:
     """The latest crawl's row, flags decoded; None before the first crawl."""
     row = conn.execute(
@@ -191,12 +250,20 @@ def last_crawl(conn: sqlite3.Connection) -> dict | None:
     return {**dict(zip(keys, row)), "flags": json.loads(row[-1]) if row[-1] else []}
 
 
-def fetched_range(conn: sqlite3.Connection, kind: str | None = None) -> tuple[str | None, str | None]:
-    """Oldest and newest fetch time, overall or for one kind: when the answers were crawled."""
-    sql = "SELECT min(f.fetched_at), max(f.fetched_at) FROM fetches f"
-    if kind is None:
-        return conn.execute(sql).fetchone()
-    return conn.execute(sql + " JOIN nodes n USING (node_id) WHERE n.kind = ?", (kind,)).fetchone()
+def fetched_range(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
+    """Oldest and newest fetch in the database: when the answers were crawled.
+
+    Crawls never overlap (one writer per database, --resume carries on only the last crawl),
+    so the oldest fetch belongs to the oldest crawl still holding fetches and the newest to the
+    newest: four index probes, whatever the size of the database.
+    """
+    first_crawl = conn.execute("SELECT min(crawl_id) FROM fetches").fetchone()[0]
+    if first_crawl is None:
+        return None, None
+    last_crawl = conn.execute("SELECT max(crawl_id) FROM fetches").fetchone()[0]
+    first = conn.execute("SELECT min(fetched_at) FROM fetches WHERE crawl_id = ?", (first_crawl,)).fetchone()[0]
+    last = conn.execute("SELECT max(fetched_at) FROM fetches WHERE crawl_id = ?", (last_crawl,)).fetchone()[0]
+    return first, last
 
 
 def all_nodes(conn: sqlite3.Connection) -> Iterator[tuple]:
@@ -208,4 +275,4 @@ def all_edges(conn: sqlite3.Connection) -> Iterator[tuple]:
     """(source_id, target_id, origin, ref_type, location, ref_json) of every current reference."""
     return conn.execute(
         "SELECT source_id, target_id, origin, ref_type, location, ref_json FROM edges"
-        " WHERE removed_crawl IS NULL ORDER BY target_id, source_id, origin, ref_hash")
+        " WHERE removed_crawl IS NULL ORDER BY target_id, origin, source_id, ref_hash")  # the table's own order
