@@ -91,7 +91,7 @@ def orphans(conn, kind, origins, as_json, as_csv):
         raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
                          "through these origins (the API has no drafts endpoint for media)")
     answer = answers.orphans_answer(conn, kind, origins)
-    rows = [[o["kind"], o["id"]] for o in answer["orphans"]]
+    rows = [[o["kind"], o["id"]] for o in answer["orphans"]] if as_csv else []
     warn = [f"{len(answer['unknown'])} {kind} node(s) are unknown (not crawled completely) and are not "
             "listed as orphans"] if answer["unknown"] and as_csv else []
     finish(answer, as_json, [] if as_json or as_csv else output.orphans_text(answer),

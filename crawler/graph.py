@@ -1,9 +1,10 @@
 """Graph questions as small pure networkx functions.
 
-Graphs here are MultiDiGraphs whose edges point from referrer to referenced, one edge per
-(referrer, referenced, origin), keyed by the origin (see ``queries.ancestors``): enough for
-depths, paths and origins, so that a hub's hundreds of thousands of references fit in memory
-without their JSON.
+Graphs here are DiGraphs whose edges point from referrer to referenced, one edge per pair
+that has at least one reference, without attributes: enough for depths and paths, and cheap
+enough that a hub's hundreds of thousands of references make a graph in a second. Which
+origins the references came through is read from the (source, target, origin) triples the
+graph was built from (see ``queries.ancestors``).
 """
 
 from __future__ import annotations
@@ -13,22 +14,21 @@ import networkx as nx
 __all__ = ["impact", "impact_origins", "reference_path", "build_graph"]
 
 
-def build_graph(edges, nodes=()) -> nx.MultiDiGraph:
-    """A graph from (source, target, origin) tuples, a repeated triple being one edge, and of
+def build_graph(edges, nodes=()) -> nx.DiGraph:
+    """A graph from (source, target, origin) triples, one edge per (source, target), and of
     ``nodes`` whether or not an edge touches them.
 
-    >>> G = build_graph([("document:1", "media:x", "publication"), ("document:1", "media:x", "publication"),
-    ...                  ("document:1", "media:x", "draft")])
+    >>> G = build_graph([("document:1", "media:x", "publication"), ("document:1", "media:x", "draft")])
     >>> G.number_of_edges()
-    2
+    1
     """
-    graph = nx.MultiDiGraph()
+    graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
-    graph.add_edges_from(edges)
+    graph.add_edges_from((source, target) for source, target, _ in edges)
     return graph
 
 
-def impact(G: nx.MultiDiGraph, node, cutoff: int | None = None) -> dict:
+def impact(G: nx.DiGraph, node, cutoff: int | None = None) -> dict:
     """Everything that references ``node`` directly or transitively, with its depth.
 
     Parameters
@@ -59,23 +59,25 @@ def impact(G: nx.MultiDiGraph, node, cutoff: int | None = None) -> dict:
     return dict(sorted(depths.items(), key=lambda item: item[1]))
 
 
-def impact_origins(G: nx.MultiDiGraph, node, depths: dict) -> dict:
+def impact_origins(edges, node, depths: dict) -> dict:
     """For each referrer in ``depths``, the origins of the references that put it at its depth
-    (those into ``node`` or into a referrer one hop closer).
+    (those into ``node`` or into a referrer one hop closer); ``edges`` are (source, target,
+    origin) triples.
 
-    >>> G = build_graph([("a", "x", "publication"), ("a", "x", "draft"), ("m", "a", "media")])
-    >>> impact_origins(G, "x", impact(G, "x")) == {"a": {"draft", "publication"}, "m": {"media"}}
+    >>> edges = [("a", "x", "publication"), ("a", "x", "draft"), ("m", "a", "media"), ("m", "x", "draft")]
+    >>> impact_origins(edges, "x", impact(build_graph(edges), "x")) == {"a": {"draft", "publication"}, "m": {"draft"}}
     True
     """
     level = {node: 0, **depths}
-    out = {}
-    for referrer, depth in depths.items():
-        out[referrer] = {origin for _, target, origin in G.out_edges(referrer, keys=True)
-                         if level.get(target) == depth - 1}
+    out: dict = {referrer: set() for referrer in depths}
+    for source, target, origin in edges:
+        depth = depths.get(source)
+        if depth is not None and level.get(target) == depth - 1:
+            out[source].add(origin)
     return out
 
 
-def reference_path(G: nx.MultiDiGraph, source, target) -> list | None:
+def reference_path(G: nx.DiGraph, source, target) -> list | None:
     """The shortest chain of references from ``source`` to ``target``, or None.
 
     >>> G = build_graph([("page", "article", "publication"), ("article", "image", "publication")])

@@ -65,7 +65,9 @@ def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 def table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
-    cells = [[safe(c) if c is not None else "" for c in row] for row in [header, *rows]]
+    # Most cells are printable text already: checked inline, since a table can have 100 000s of rows.
+    cells = [[c if c.__class__ is str and c.isprintable() else "" if c is None else safe(c) for c in row]
+             for row in [header, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     return [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
 

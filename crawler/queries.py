@@ -12,8 +12,9 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from .model import Node, endpoints_for
+from .model import ORIGINS, Node, endpoints_for
 
 __all__ = [
     "Coverage", "node_state", "coverage_of", "node_id_of", "ancestors", "incoming_rows", "incoming_edges",
@@ -24,9 +25,12 @@ __all__ = [
 CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 
-@dataclass(frozen=True)
-class Coverage:
-    """What the crawls found out about one node: its state and the fetches behind it."""
+class Coverage(NamedTuple):
+    """What the crawls found out about one node: its state and the fetches behind it.
+
+    A NamedTuple, not a dataclass: an answer about a hub makes one per referrer, and a frozen
+    dataclass costs several times as much to make.
+    """
 
     state: str  # complete | failed | missing | not crawled
     referrers: int  # distinct referrers the fetches reported; "at least" unless complete
@@ -69,25 +73,48 @@ def node_id_of(conn: sqlite3.Connection, node: Node) -> int | None:
 
 
 def coverage_of(conn: sqlite3.Connection, nodes: dict[int, Node], origins: set[str]) -> dict[int, Coverage]:
-    """The coverage of each given node (node_id -> Node), by node_id."""
+    """The coverage of each given node (node_id -> Node), by node_id.
+
+    Summed up in SQL, one row per node: an answer about a hub covers a hundred thousand nodes
+    or more, nearly all of them complete. Only the nodes with an error or an endpoint not
+    fetched have their fetches read one by one.
+    """
+    wanted = {kind: tuple(e.name for e in endpoints_for(kind, origins)) for kind in ("media", "document")}
+    names = [*wanted["media"], *wanted["document"]]  # an endpoint serves one kind only
+    out: dict[int, Coverage] = {}
+    detail: dict[int, Node] = {}
+    for chunk in _chunks(list(nodes)):
+        for node_id, fetched, oldest, referrers, missing, failed, complete, errors in conn.execute(
+                "SELECT node_id, count(*), min(fetched_at), sum(referrers), max(status = 'missing'),"
+                " max(status = 'failed'), count(status = 'complete' OR NULL), count(error) FROM fetches"
+                f" WHERE node_id IN ({_marks(chunk)}) AND endpoint IN ({_marks(names) or 'NULL'}) GROUP BY node_id",
+                chunk + names):
+            if errors or fetched < len(wanted[nodes[node_id].kind]):
+                detail[node_id] = nodes[node_id]
+            else:
+                state = "missing" if missing else "failed" if failed else "complete"
+                out[node_id] = Coverage(state, referrers, oldest)
+    for node_id, node in nodes.items():
+        if node_id not in out and node_id not in detail:
+            detail[node_id] = node  # no fetch at all, or none through these origins
+    out.update(_coverage_in_detail(conn, detail, wanted, origins))
+    return out
+
+
+def _coverage_in_detail(conn: sqlite3.Connection, nodes: dict[int, Node], wanted: dict[str, tuple[str, ...]],
+                        origins: set[str]) -> dict[int, Coverage]:
     fetches: dict[int, dict[str, tuple]] = {}
-    ids = list(nodes)
-    for chunk in _chunks(ids):
+    for chunk in _chunks(list(nodes)):
         for node_id, endpoint, status, fetched_at, referrers, error in conn.execute(
                 "SELECT node_id, endpoint, status, fetched_at, referrers, error FROM fetches"
                 f" WHERE node_id IN ({_marks(chunk)})", chunk):
             fetches.setdefault(node_id, {})[endpoint] = (status, fetched_at, referrers, error)
-    wanted = {kind: tuple(e.name for e in endpoints_for(kind, origins)) for kind in ("media", "document")}
-    states = {kind: {} for kind in wanted}  # one node_state per kind and pattern of statuses
     out = {}
     for node_id, node in nodes.items():
         got, names = fetches.get(node_id, {}), wanted[node.kind]
         relevant = {name: got[name] for name in names if name in got}
-        pattern = tuple(f[0] for f in relevant.values())
-        if (state := states[node.kind].get(pattern)) is None:
-            state = states[node.kind][pattern] = node_state(node.kind, origins, relevant)
         out[node_id] = Coverage(
-            state=state,
+            state=node_state(node.kind, origins, relevant),
             referrers=sum(f[2] for f in relevant.values()),
             fetched_at=min(f[1] for f in relevant.values()) if relevant else None,
             errors=tuple(f"{name}: {f[3]}" for name, f in sorted(relevant.items()) if f[3]),
@@ -106,7 +133,13 @@ def incoming_edges(conn: sqlite3.Connection, target_ids: list[int], origins: set
     These columns are all in the edges_current index, so SQLite answers from that index alone
     and never reads the references' JSON, which is most of the edges table's bytes.
     """
-    return _incoming(conn, target_ids, origins, "DISTINCT target_id, source_id, origin")
+    return _incoming(conn, target_ids, origins, "target_id, source_id, origin")
+
+
+def _origin_filter(origins: set[str]) -> list[str]:
+    """The origins to name in an ``origin IN (...)`` test; none when all are wanted, so that a
+    target's references are one range of the index, not one seek per origin."""
+    return [] if set(origins) >= set(ORIGINS) else sorted(origins)
 
 
 def current_edges(conn: sqlite3.Connection, alias: str = "edges") -> str:
@@ -121,12 +154,13 @@ def current_edges(conn: sqlite3.Connection, alias: str = "edges") -> str:
 
 def _incoming(conn: sqlite3.Connection, target_ids: list[int], origins: set[str], columns: str) -> list[tuple]:
     rows: list[tuple] = []
-    origin_list = sorted(origins)
+    origin_list = _origin_filter(origins)
+    only = f" AND origin IN ({_marks(origin_list)})" if origin_list else ""
     table = current_edges(conn) if "ref_json" not in columns else "edges"
     for chunk in _chunks(target_ids):
         rows.extend(conn.execute(
-            f"SELECT {columns} FROM {table} WHERE target_id IN ({_marks(chunk)})"
-            f" AND origin IN ({_marks(origin_list)}) AND removed_crawl IS NULL", chunk + origin_list))
+            f"SELECT {columns} FROM {table} WHERE target_id IN ({_marks(chunk)}){only} AND removed_crawl IS NULL",
+            chunk + origin_list))
     return rows
 
 
@@ -186,10 +220,11 @@ def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> OrphanRow
     if not names:  # no endpoint lists referrers of this kind through these origins: all unknown
         rows = conn.execute("SELECT node_id, id FROM nodes WHERE kind = ?", (kind,)).fetchall()
         return OrphanRows([], [], 0, {node_id: Node(kind, ident) for node_id, ident in rows})
-    origin_list = sorted(origins)
+    origin_list = _origin_filter(origins)
     complete = (f"(SELECT count(*) FROM fetches f WHERE f.node_id = n.node_id AND f.status = 'complete'"
                 f" AND f.endpoint IN ({_marks(names)}))")
-    current = f"e.target_id = n.node_id AND e.removed_crawl IS NULL AND e.origin IN ({_marks(origin_list)})"
+    current = "e.target_id = n.node_id AND e.removed_crawl IS NULL" + (
+        f" AND e.origin IN ({_marks(origin_list)})" if origin_list else "")
     # Not correlated: SQLite lists the deleted nodes once (from the fetches_missing index).
     live_source = "e.source_id NOT IN (SELECT node_id FROM fetches WHERE status = 'missing')"
     edges = current_edges(conn, "e")
@@ -201,41 +236,47 @@ def orphans(conn: sqlite3.Connection, kind: str, origins: set[str]) -> OrphanRow
                    EXISTS (SELECT 1 FROM {edges} WHERE {current} AND {live_source})
             FROM nodes AS n NOT INDEXED WHERE n.kind = ?""",
         [*names, len(names), *origin_list, *origin_list, kind]).fetchall()
+    orphan_ids: list[str] = []
+    dangling_ids: list[str] = []
     out = OrphanRows([], [], 0, {})
     for node_id, ident, is_complete, referenced, by_live in rows:
-        node = Node(kind, ident)
         if not is_complete:
-            out.not_known[node_id] = node
+            out.not_known[node_id] = Node(kind, ident)
         elif not referenced:
-            out.orphans.append(node)
+            orphan_ids.append(ident)
         elif not by_live:
-            out.dangling.append(node)
+            dangling_ids.append(ident)
         else:
             out.referenced += 1
-    out.orphans.sort(key=Node.sort_key)
-    out.dangling.sort(key=Node.sort_key)
+    # Node.sort_key's order, sorting the ids themselves: a Python key per node is what would
+    # cost most for hundreds of thousands of orphans.
+    order = (lambda ident: (int(ident), ident)) if kind == "document" else None
+    out.orphans = [Node(kind, ident) for ident in sorted(orphan_ids, key=order)]
+    out.dangling = [Node(kind, ident) for ident in sorted(dangling_ids, key=order)]
     return out
 
 
 def coverage_counts(conn: sqlite3.Connection, origins: set[str]) -> dict[str, dict[str, int]]:
     """How many nodes of each kind are complete, failed, missing or not crawled, as node_state
-    decides, counted in one pass over the nodes and their fetches (both in node_id order)."""
+    decides: one pass over the fetches in their own (node_id) order. An endpoint serves one
+    kind only, so a node's fetches tell its kind; nodes without them were not crawled."""
     expected = {kind: [e.name for e in endpoints_for(kind, origins)] for kind in ("media", "document")}
-    names = expected["media"] + expected["document"]  # an endpoint serves one kind only
+    media, names = expected["media"], expected["media"] + expected["document"]
+    is_media = f"min(endpoint) IN ({_marks(media) or 'NULL'})"
     rows = conn.execute(
-        f"""SELECT kind, CASE WHEN missing THEN 'missing' WHEN failed THEN 'failed'
-                             WHEN complete = wanted AND wanted > 0 THEN 'complete' ELSE 'not crawled' END,
-                   count(*)
-            FROM (SELECT n.kind, max(f.status = 'missing') AS missing, max(f.status = 'failed') AS failed,
-                         count(f.status = 'complete' OR NULL) AS complete,
-                         CASE n.kind WHEN 'media' THEN ? ELSE ? END AS wanted
-                  FROM nodes AS n NOT INDEXED
-                  LEFT JOIN fetches AS f ON f.node_id = n.node_id AND f.endpoint IN ({_marks(names) or "NULL"})
-                  GROUP BY n.node_id)
-            GROUP BY 1, 2""", [len(expected["media"]), len(expected["document"]), *names]).fetchall()
+        f"""SELECT kind, state, count(*) FROM (
+                SELECT CASE WHEN {is_media} THEN 'media' ELSE 'document' END AS kind,
+                       CASE WHEN max(status = 'missing') THEN 'missing' WHEN max(status = 'failed') THEN 'failed'
+                            WHEN count(status = 'complete' OR NULL) = CASE WHEN {is_media} THEN ? ELSE ? END
+                            THEN 'complete' ELSE 'not crawled' END AS state
+                FROM fetches WHERE endpoint IN ({_marks(names) or 'NULL'}) GROUP BY node_id)
+            GROUP BY kind, state""",
+        [*media, *media, len(media), len(expected["document"]), *names]).fetchall()
     out = {kind: dict.fromkeys(("complete", "failed", "missing", "not crawled"), 0) for kind in expected}
     for kind, state, count in rows:
         out[kind][state] = count
+    for kind, total in conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind"):
+        out[kind]["not crawled"] += total - sum(out[kind].values())
     return out
 
 
