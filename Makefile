@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint clean
+.PHONY: help venv demo test bench lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,9 +25,12 @@ demo: $(STAMP) ## Crawl the built-in sandbox API and print the report
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP) ## Measure crawl, storage and query speed against their targets (about 8 min)
+	$(BIN)/python -m bench
+
 lint: $(STAMP) ## Lint, and check that the README matches --help
-	$(BIN)/ruff check crawler tests
+	$(BIN)/ruff check crawler tests bench
 	$(BIN)/python -m pytest -q tests/test_docs.py
 
 clean: ## Remove .venv and build leftovers
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info bench/.data

@@ -40,10 +40,14 @@ _GRAPHML_TAIL = "  </graph>\n</graphml>\n"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def _xml_clean(value: str) -> str:
+    """Characters XML cannot hold escaped as in the terminal output (``\\x1b``), so that the
+    file stays well-formed."""
+    return _NOT_XML.sub(lambda m: output.escaped(m.group()), value)
+
+
 def _xml_text(value: str) -> str:
-    """``value`` fit for XML text: characters XML cannot hold escaped as in the terminal output
-    (``\\x1b``), so that the file stays well-formed."""
-    return escape(_NOT_XML.sub(lambda m: output.safe(m.group()), value))
+    return escape(_xml_clean(value))
 
 
 def _names(conn: sqlite3.Connection) -> dict[int, tuple[str, str, str | None]]:
@@ -57,7 +61,7 @@ def _graphml(conn: sqlite3.Connection) -> Iterator[str]:
     names = _names(conn)
     xml_ids = {}
     for node_id, (name, kind, media_type) in names.items():
-        xml_ids[node_id] = quoteattr(_NOT_XML.sub(lambda m: output.safe(m.group()), name))
+        xml_ids[node_id] = quoteattr(_xml_clean(name))
         ident = _xml_text(name[len(kind) + 1:])
         typed = f'      <data key="d3">{_xml_text(media_type)}</data>\n' if media_type else ""
         yield (f"    <node id={xml_ids[node_id]}>\n      <data key=\"d0\">{kind}</data>\n"

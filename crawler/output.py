@@ -28,6 +28,11 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 def _escape(ch: str) -> str:
     if unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
         return ch
+    return escaped(ch)
+
+
+def escaped(ch: str) -> str:
+    """One character as a visible escape: ``\\x1b``, ``\\u202e``."""
     return f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
 
 

@@ -84,9 +84,9 @@ def coverage_of(conn: sqlite3.Connection, nodes: dict[int, Node], origins: set[s
     out: dict[int, Coverage] = {}
     detail: dict[int, Node] = {}
     for chunk in _chunks(list(nodes)):
-        for node_id, fetched, oldest, referrers, missing, failed, complete, errors in conn.execute(
+        for node_id, fetched, oldest, referrers, missing, failed, errors in conn.execute(
                 "SELECT node_id, count(*), min(fetched_at), sum(referrers), max(status = 'missing'),"
-                " max(status = 'failed'), count(status = 'complete' OR NULL), count(error) FROM fetches"
+                " max(status = 'failed'), count(error) FROM fetches"
                 f" WHERE node_id IN ({_marks(chunk)}) AND endpoint IN ({_marks(names) or 'NULL'}) GROUP BY node_id",
                 chunk + names):
             if errors or fetched < len(wanted[nodes[node_id].kind]):
