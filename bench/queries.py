@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-from bench import bigdb
+from bench import bigdb  # its defaults; it runs in a process of its own
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -65,7 +62,12 @@ def database(nodes: int = bigdb.NODES, edges: int = bigdb.EDGES, seed: int = 1) 
     building = path.with_name(path.name + ".building")
     for leftover in DATA.glob(building.name + "*"):
         leftover.unlink()
-    info = bigdb.build(building, nodes, edges, seed)
+    # In a process of its own, so that the bench does not keep the plan's memory afterwards.
+    built = subprocess.run([sys.executable, "-m", "bench.bigdb", str(building), "--nodes", str(nodes),
+                            "--edges", str(edges), "--seed", str(seed)], cwd=ROOT, capture_output=True, text=True)
+    if built.returncode != 0:
+        raise RuntimeError(f"building {building.name} failed: {built.stderr.strip()[-1000:]}")
+    info = json.loads(built.stdout)
     info["db_bytes"] = building.stat().st_size
     building.rename(path)
     info_path.write_text(json.dumps(info))
@@ -73,25 +75,16 @@ def database(nodes: int = bigdb.NODES, edges: int = bigdb.EDGES, seed: int = 1) 
 
 
 def run_command(argv: list[str]) -> dict:
-    """Run one command to /dev/null: its wall seconds, peak RSS and exit code."""
-    started = time.perf_counter()
-    with open(os.devnull, "wb") as sink:
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.PIPE)
-        watchdog = threading.Timer(TIMEOUT, proc.kill)
-        watchdog.start()
-        try:
-            stderr = proc.stderr.read().decode("utf-8", "replace")
-            _, status, usage = os.wait4(proc.pid, 0)  # blocks until it ends; rusage of that process alone
-        finally:
-            watchdog.cancel()
-        seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    if proc.returncode == -9:
-        raise RuntimeError(f"{' '.join(argv)}: killed after {TIMEOUT:.0f} s")
-    if proc.returncode not in (0, 3):  # 3: an answer that says some nodes are unknown
-        raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {stderr.strip()[-500:]}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "exit": proc.returncode}
+    """Run one command to /dev/null through ``bench.timed``: its wall seconds, peak RSS and exit."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "bench.timed", "--", *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=TIMEOUT, check=True)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(argv)}: still running after {TIMEOUT:.0f} s") from None
+    figures = json.loads(done.stdout)
+    if figures["exit"] not in (0, 3):  # 3: an answer that says some nodes are unknown
+        raise RuntimeError(f"{' '.join(argv)}: exit {figures['exit']}: {figures['stderr'].strip()}")
+    return {k: figures[k] for k in ("seconds", "peak_rss_mb", "exit")}
 
 
 def measure(runs: int = RUNS) -> dict:

@@ -55,10 +55,11 @@ def _subgraph(conn, node: Node, origins: set[str], cutoff: int | None = None):
     # which must answer in a blink, never need it.
     from . import graph
 
-    start, edges, by_id = queries.ancestors(conn, node, origins, cutoff)
+    start, edges, ids = queries.ancestors(conn, node, origins, cutoff)
     if start is None:
         raise NodeNotStored(f"{node} is not in the database (never crawled, nor seen as a referrer)")
-    return graph.build_graph(edges, [start]), edges, by_id, start, queries.coverage_of(conn, by_id, origins)
+    by_id, coverage = queries.nodes_and_coverage(conn, ids, origins)
+    return graph.build_graph(edges, [start]), edges, by_id, start, coverage
 
 
 def refs_answer(conn: sqlite3.Connection, node: Node, origins: set[str]) -> dict:
@@ -86,8 +87,14 @@ def impact_answer(conn: sqlite3.Connection, node: Node, origins: set[str], cutof
     G, edges, by_id, start, coverage = _subgraph(conn, node, origins, cutoff)
     depths = graph.impact(G, start, cutoff)
     via = graph.impact_origins(edges, start, depths)
-    nodes = [{**node_json(by_id[i]), "depth": d, "origins": sorted(via[i]), "state": coverage[i].state}
-             for i, d in sorted(depths.items(), key=lambda item: (item[1], by_id[item[0]].sort_key()))]
+    # Built for hundreds of thousands of referrers: one sorted list per set of origins, shared.
+    origin_lists: dict[frozenset, list[str]] = {}
+    for found in via.values():
+        origin_lists.setdefault(frozenset(found), sorted(found))
+    order = sorted(depths, key=lambda i: (depths[i], *by_id[i].sort_key()))
+    nodes = [{"kind": n.kind, "id": n.id, "node": f"{n.kind}:{n.id}", "depth": depths[i],
+              "origins": origin_lists[frozenset(via[i])], "state": coverage[i].state}
+             for i in order for n in (by_id[i],)]
     by_origin = {o: sum(1 for n in nodes if o in n["origins"]) for o in sorted(origins)}
     incomplete = _incomplete(by_id, coverage)
     return {"node": node_json(node), "coverage": _coverage_json(node, coverage[start]), "nodes": nodes,

@@ -24,7 +24,7 @@ def build_graph(edges, nodes=()) -> nx.DiGraph:
     """
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
-    graph.add_edges_from((source, target) for source, target, _ in edges)
+    graph.add_edges_from({(source, target): None for source, target, _ in edges})  # each pair once
     return graph
 
 

@@ -47,10 +47,10 @@ def _verdict(node: Node, cov: queries.Coverage | None, refs: list[dict], max_age
 
 
 def _referrers(conn: sqlite3.Connection, node: Node, origins: set[str]) -> tuple[queries.Coverage | None, list[dict]]:
-    start, edges, by_id = queries.ancestors(conn, node, origins, cutoff=1)
+    start, edges, ids = queries.ancestors(conn, node, origins, cutoff=1)
     if start is None:
         return None, []
-    coverage = queries.coverage_of(conn, by_id, origins)
+    by_id, coverage = queries.nodes_and_coverage(conn, ids, origins)
     refs = [{"node": str(by_id[source]), "origin": origin, "source_state": coverage[source].state}
             for source, _, origin in edges]
     unique = {(r["node"], r["origin"]): r for r in refs}

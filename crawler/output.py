@@ -70,11 +70,22 @@ def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 def table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[str]:
-    # Most cells are printable text already: checked inline, since a table can have 100 000s of rows.
-    cells = [[c if c.__class__ is str and c.isprintable() else "" if c is None else safe(c) for c in row]
-             for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    """Rows in columns padded to their widest cell, every cell made safe for a terminal.
+
+    >>> table(["N", "NODE"], [[1, "media:a"], [12, None]])
+    ['  N   NODE', '  1   media:a', '  12']
+    """
+    # Column by column, and one format per line: a table can have hundreds of thousands of rows.
+    columns = [[c if c.__class__ is str and c.isprintable() else _cell(c) for c in column]
+               for column in zip(header, *rows)] if header else []
+    line = indent + "  ".join(f"{{:<{max(map(len, column))}}}" for column in columns)
+    return [line.format(*row).rstrip() for row in zip(*columns)]
+
+
+def _cell(value: Any) -> str:
+    if value.__class__ is str and value.isprintable():
+        return value
+    return "" if value is None else safe(value)
 
 
 def basis_lines(basis: dict) -> list[str]:

@@ -18,7 +18,7 @@ from .model import ORIGINS, Node, endpoints_for
 
 __all__ = [
     "Coverage", "node_state", "coverage_of", "node_id_of", "ancestors", "incoming_rows", "incoming_edges",
-    "references_between", "nodes_by_id",
+    "references_between", "nodes_by_id", "nodes_and_coverage",
     "OrphanRows", "orphans", "coverage_counts", "last_crawl", "fetched_range", "all_nodes", "all_edges",
 ]
 
@@ -73,32 +73,36 @@ def node_id_of(conn: sqlite3.Connection, node: Node) -> int | None:
 
 
 def coverage_of(conn: sqlite3.Connection, nodes: dict[int, Node], origins: set[str]) -> dict[int, Coverage]:
-    """The coverage of each given node (node_id -> Node), by node_id.
+    """The coverage of each given node (node_id -> Node), by node_id."""
+    return nodes_and_coverage(conn, list(nodes), origins)[1]
 
-    Summed up in SQL, one row per node: an answer about a hub covers a hundred thousand nodes
-    or more, nearly all of them complete. Only the nodes with an error or an endpoint not
-    fetched have their fetches read one by one.
+
+def nodes_and_coverage(conn: sqlite3.Connection, ids: list[int], origins: set[str]
+                       ) -> tuple[dict[int, Node], dict[int, Coverage]]:
+    """node_id -> Node and node_id -> Coverage for the given node_ids (unknown ids left out).
+
+    Names and fetches summed up in one query, one row per node: an answer about a hub covers a
+    hundred thousand nodes or more, nearly all of them complete. Only the nodes with an error
+    or an endpoint not fetched have their fetches read one by one.
     """
     wanted = {kind: tuple(e.name for e in endpoints_for(kind, origins)) for kind in ("media", "document")}
     names = [*wanted["media"], *wanted["document"]]  # an endpoint serves one kind only
+    nodes: dict[int, Node] = {}
     out: dict[int, Coverage] = {}
     detail: dict[int, Node] = {}
-    for chunk in _chunks(list(nodes)):
-        for node_id, fetched, oldest, referrers, missing, failed, errors in conn.execute(
-                "SELECT node_id, count(*), min(fetched_at), sum(referrers), max(status = 'missing'),"
-                " max(status = 'failed'), count(error) FROM fetches"
-                f" WHERE node_id IN ({_marks(chunk)}) AND endpoint IN ({_marks(names) or 'NULL'}) GROUP BY node_id",
-                chunk + names):
-            if errors or fetched < len(wanted[nodes[node_id].kind]):
-                detail[node_id] = nodes[node_id]
+    for chunk in _chunks(ids):
+        for node_id, kind, ident, fetched, oldest, referrers, missing, failed, errors in conn.execute(
+                "SELECT n.node_id, n.kind, n.id, count(f.node_id), min(f.fetched_at), sum(f.referrers),"
+                " max(f.status = 'missing'), max(f.status = 'failed'), count(f.error) FROM nodes AS n"
+                f" LEFT JOIN fetches AS f ON f.node_id = n.node_id AND f.endpoint IN ({_marks(names) or 'NULL'})"
+                f" WHERE n.node_id IN ({_marks(chunk)}) GROUP BY n.node_id", names + chunk):
+            node = nodes[node_id] = Node(kind, ident)
+            if errors or fetched < len(wanted[kind]) or not fetched:
+                detail[node_id] = node  # something to explain, or nothing fetched through these origins
             else:
-                state = "missing" if missing else "failed" if failed else "complete"
-                out[node_id] = Coverage(state, referrers, oldest)
-    for node_id, node in nodes.items():
-        if node_id not in out and node_id not in detail:
-            detail[node_id] = node  # no fetch at all, or none through these origins
+                out[node_id] = Coverage("missing" if missing else "failed" if failed else "complete", referrers, oldest)
     out.update(_coverage_in_detail(conn, detail, wanted, origins))
-    return out
+    return nodes, out
 
 
 def _coverage_in_detail(conn: sqlite3.Connection, nodes: dict[int, Node], wanted: dict[str, tuple[str, ...]],
@@ -183,27 +187,27 @@ def nodes_by_id(conn: sqlite3.Connection, ids: list[int]) -> dict[int, Node]:
 
 
 def ancestors(conn: sqlite3.Connection, node: Node, origins: set[str],
-              cutoff: int | None = None) -> tuple[int | None, list[tuple[int, int, str]], dict[int, Node]]:
+              cutoff: int | None = None) -> tuple[int | None, list[tuple[int, int, str]], list[int]]:
     """``node``'s node_id, and everything referencing it up to ``cutoff`` hops: the references
-    as (source_id, target_id, origin), one per triple, and node_id -> Node for every node met.
+    as (source_id, target_id, origin), and the node_id of every node met, ``node``'s first.
 
     The walk goes level by level through the edges_current index, so a question costs what
-    its own ancestors cost, whatever the size of the database; (None, [], {}) when the node
+    its own ancestors cost, whatever the size of the database; (None, [], []) when the node
     is not stored.
     """
     start = node_id_of(conn, node)
     if start is None:
-        return None, [], {}
+        return None, [], []
     edges: list[tuple[int, int, str]] = []
-    seen = {start}
+    seen = {start: None}  # a dict, to keep the order met
     frontier, depth = [start], 0
     while frontier and (cutoff is None or depth < cutoff):
         depth += 1
         rows = incoming_edges(conn, frontier, origins)
         edges.extend((source, target, origin) for target, source, origin in rows)
         frontier = [source for source in dict.fromkeys(source for _, source, _ in rows) if source not in seen]
-        seen.update(frontier)
-    return start, edges, nodes_by_id(conn, list(seen))
+        seen.update(dict.fromkeys(frontier))
+    return start, edges, list(seen)
 
 
 @dataclass
