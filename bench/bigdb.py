@@ -44,7 +44,6 @@ LINK_SHARE = 0.3  # of articles linking 1-3 other articles
 FAILED_SHARE, MISSING_SHARE = 0.001, 0.0005  # of media whose crawl failed; of documents deleted
 IMAGE_ZIPF = 0.8  # popularity exponent of gallery images
 _BASE62 = string.digits + string.ascii_letters
-_BASE36 = string.digits + string.ascii_lowercase
 
 # What an edge is, by code: (origin, how its reference object looks).
 KINDS = ("image", "logo", "author", "link", "teaser", "poster", "photographer")
@@ -208,15 +207,6 @@ def _templates() -> dict[str, tuple[str, str | None, str | None]]:
     return out
 
 
-def _component(edge: int) -> str:
-    """Ten base-36 characters, different for every edge, so that no two references collapse."""
-    digits = []
-    for _ in range(10):
-        edge, r = divmod(edge, 36)
-        digits.append(_BASE36[r])
-    return "".join(digits)
-
-
 def fetch_results(p: Plan) -> Iterator[FetchResult]:
     """One complete crawl's results, node by node and endpoint by endpoint, as the crawler hands
     them to the store: failed fetches keep what arrived, deleted documents answer 404."""
@@ -224,10 +214,11 @@ def fetch_results(p: Plan) -> Iterator[FetchResult]:
     nodes = [p.node(i) for i in range(p.media + p.documents)]
     order = sorted(range(p.edges), key=p.target.__getitem__)
     by_endpoint = {(e.origin, e.source_kind, e.target_kind): e for e in ENDPOINTS}
+    endpoints = {kind: endpoints_for(kind) for kind in ("media", "document")}
     position = 0
     for index in range(p.media + p.documents):
         node = nodes[index]
-        incoming: dict[str, list[Reference]] = {e.name: [] for e in endpoints_for(node.kind)}
+        incoming: dict[str, list[Reference]] = {e.name: [] for e in endpoints[node.kind]}
         while position < len(order) and p.target[order[position]] == index:
             edge = order[position]
             position += 1
@@ -236,9 +227,9 @@ def fetch_results(p: Plan) -> Iterator[FetchResult]:
             source = nodes[p.source[edge]]
             endpoint = by_endpoint[(origin, source.kind, node.kind)]
             text, ref_type, location = templates[code]
-            ref_json = text.format(id=node.id, component=_component(edge))
+            ref_json = text.format(id=node.id, component=f"{edge:010x}")  # one per edge: none collapse
             incoming[endpoint.name].append(Reference(source, node, origin, ref_json, ref_type, location))
-        for endpoint in endpoints_for(node.kind):
+        for endpoint in endpoints[node.kind]:
             refs = incoming[endpoint.name]
             referrers = len({r.source for r in refs})
             pages = max(1, -(-referrers // 100))
