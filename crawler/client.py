@@ -31,10 +31,11 @@ from .api import (
     NodeMissing,
     NodeUnavailable,
     VersionGone,
-    endpoint_url,
+    page_url,
     parse_page,
     parse_search_page,
     search_url,
+    target_url,
 )
 from .model import Endpoint, FetchResult, Node, Reference
 from .paging import Paging
@@ -107,7 +108,7 @@ class Client:
 
     def _scrub_result(self, result: FetchResult) -> FetchResult:
         secret = self._secret_text
-        if secret and any(secret in r.ref_json or secret in r.source.id for r in result.references):
+        if secret and result.references and any(secret in r.ref_json or secret in r.source.id for r in result.references):
             result.references = [Reference(Node(r.source.kind, self._scrub(r.source.id)), r.target, r.origin,
                                            self._scrub(r.ref_json)) for r in result.references]
         result.error = self._scrub(result.error) if result.error else result.error
@@ -150,6 +151,7 @@ class Client:
     async def _page_through(self, p: Paging) -> bool:
         """Fetch every page into ``p``; False when the content moved under offset paging and the
         target must be paged again from the start."""
+        target = target_url(self.base_url, self.version, p.endpoint, p.node)
         while True:
             if p.pages >= self.max_pages:
                 p.fail(f"gave up after {p.pages} pages ({len(p.sources)} referrers): the server keeps listing new sources")
@@ -158,8 +160,7 @@ class Client:
                     return True
                 p.fail(f"{len(p.sources)} of {p.total if p.total is not None else 'more'} referrers: the server gives "
                        f"no cursor and does not page past offset {OFFSET_WINDOW}")
-            query = {"limit": self.limit, **({"after": p.cursor} if p.cursor else {"offset": p.offset})}
-            url = endpoint_url(self.base_url, self.version, p.endpoint, p.node, query)
+            url = page_url(target, self.limit, p.offset, p.cursor)
             try:
                 page = await self._fetch_page(url, p.endpoint, p.node, first=p.pages == 0)
             except NodeUnavailable as exc:
@@ -288,11 +289,11 @@ class Client:
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     """The body, decompressed, refusing more than MAX_BODY_BYTES (Content-Length counts the
     compressed bytes, so only counting what arrives protects against a gzip bomb)."""
-    chunks, size = [], 0
+    chunks, size, declared = [], 0, resp.content_length or 0  # read once: aiohttp parses the header per access
     async for chunk in resp.content.iter_chunked(1 << 16):
         size += len(chunk)
         chunks.append(chunk)
-        if size > MAX_BODY_BYTES or (resp.content_length or 0) > MAX_BODY_BYTES:
+        if size > MAX_BODY_BYTES or declared > MAX_BODY_BYTES:
             head = chunks[0][:60].decode("utf-8", "replace")
             raise NodeUnavailable(f"answer from {resp.url.path} is over the {MAX_BODY_BYTES}-byte cap; "
                                   f"it begins {head!r}")

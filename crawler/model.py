@@ -158,7 +158,11 @@ def endpoints_for(kind: str, origins: frozenset[str] | set[str] = frozenset(ORIG
 
 def canonical_json(value: Any) -> str:
     """Byte-stable JSON: the same reference always has the same text (and so the same edge)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+# One encoder for every reference: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 _FROM_JSON: Any = object()  # Reference's ref_type and location when not given: read from ref_json

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import gc
 import io
 import signal
 from collections import Counter
@@ -26,6 +27,8 @@ from .store import BatchWriter, Store, check_database, utc_now
 from .throttle import Throttle
 
 __all__ = ["CrawlSettings", "CrawlRun", "CrawlLocked", "run_crawl"]
+
+GC_THRESHOLD = 10_000  # new objects between collections of the youngest generation (Python's default: 700)
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,31 @@ class CrawlRun:
 
 async def run_crawl(settings: CrawlSettings, reporter: Reporter | None = None) -> CrawlRun:
     """Crawl, store, record. A Ctrl-C ends it as 'interrupted' with everything finished kept."""
-    with _signals_interrupt() as interrupt:  # from the start: a signal never leaves a 'running' row
+    with _signals_interrupt() as interrupt, _fewer_collections():  # signals from the start: never a 'running' row
         return await _run(settings, interrupt, reporter or Reporter(io.StringIO(), quiet=True))
+
+
+@contextlib.contextmanager
+def _fewer_collections():
+    """Run the cyclic garbage collector less often while crawling.
+
+    A crawl's state grows by a few objects with every request (nodes seen, results waiting for
+    the writer, the requests in flight), and by default every 700 new objects set off a
+    collection: about 3% of a crawl's CPU went there. What was allocated before (modules, seeds)
+    is frozen out of the collector's scans. Restored afterwards; a crawl inside another (tests)
+    leaves the settings to the outer one.
+    """
+    threshold = gc.get_threshold()
+    if threshold[0] >= GC_THRESHOLD:
+        yield
+        return
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 class CrawlLocked(Exception):

@@ -45,13 +45,12 @@ class Throttle:
 
     async def acquire(self) -> None:
         """Wait for a slot under the limit, and for the rate cap."""
-        loop = asyncio.get_running_loop()
         while self.in_flight >= int(self.limit):
             self._changed.clear()
             await self._changed.wait()
         self.in_flight += 1
         if self.rate:
-            now = loop.time()
+            now = asyncio.get_running_loop().time()  # only here: on Python 3.11 it costs a getpid() call
             start = max(now, self._next_start)
             self._next_start = start + 1.0 / self.rate
             if start > now:
