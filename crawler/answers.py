@@ -88,12 +88,10 @@ def impact_answer(conn: sqlite3.Connection, node: Node, origins: set[str], cutof
     depths = graph.impact(G, start, cutoff)
     via = graph.impact_origins(edges, start, depths)
     # Built for hundreds of thousands of referrers: one sorted list per set of origins, shared.
-    origin_lists: dict[frozenset, list[str]] = {}
-    for found in via.values():
-        origin_lists.setdefault(frozenset(found), sorted(found))
+    origin_lists = {found: sorted(found) for found in set(via.values())}
     order = sorted(depths, key=lambda i: (depths[i], *by_id[i].sort_key()))
     nodes = [{"kind": n.kind, "id": n.id, "node": f"{n.kind}:{n.id}", "depth": depths[i],
-              "origins": origin_lists[frozenset(via[i])], "state": coverage[i].state}
+              "origins": origin_lists[via[i]], "state": coverage[i].state}
              for i in order for n in (by_id[i],)]
     by_origin = {o: sum(1 for n in nodes if o in n["origins"]) for o in sorted(origins)}
     incomplete = _incomplete(by_id, coverage)

@@ -3,7 +3,9 @@ writing an answer (data to stdout, people's notes to stderr)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import sqlite3
 import sys
 from contextlib import closing
@@ -66,12 +68,27 @@ def output_options(csv: bool = True):
     return decorate
 
 
+@contextlib.contextmanager
+def _without_cycle_collection():
+    """A query is a short process that builds hundreds of thousands of objects (a hub's
+    referrers, their rows and answers) and drops none of them before it ends: the cyclic
+    garbage collector's passes over them found nothing and took a third of the time.
+    Reference counting still frees what the answer no longer needs."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def reading(func):
     """Open --db read-only for a query command; a foreign or missing file is exit 2."""
     @functools.wraps(func)
     def wrapper(db, **kwargs):
         try:
-            with closing(open_readonly(db)) as conn:
+            with closing(open_readonly(db)) as conn, _without_cycle_collection():
                 return func(conn, **kwargs)
         except NotARefgraphDatabase as exc:
             raise InputError(str(exc)) from None

@@ -61,20 +61,21 @@ def impact(G: nx.DiGraph, node, cutoff: int | None = None) -> dict:
 
 def impact_origins(edges, node, depths: dict) -> dict:
     """For each referrer in ``depths``, the origins of the references that put it at its depth
-    (those into ``node`` or into a referrer one hop closer); ``edges`` are (source, target,
-    origin) triples.
+    (those into ``node`` or into a referrer one hop closer), as a frozenset; ``edges`` are
+    (source, target, origin) triples. Referrers with the same origins share one frozenset.
 
     >>> edges = [("a", "x", "publication"), ("a", "x", "draft"), ("m", "a", "media"), ("m", "x", "draft")]
     >>> impact_origins(edges, "x", impact(build_graph(edges), "x")) == {"a": {"draft", "publication"}, "m": {"draft"}}
     True
     """
     level = {node: 0, **depths}
-    out: dict = {referrer: set() for referrer in depths}
+    found: dict = {}
     for source, target, origin in edges:
         depth = depths.get(source)
         if depth is not None and level.get(target) == depth - 1:
-            out[source].add(origin)
-    return out
+            found.setdefault(source, set()).add(origin)
+    shared: dict[frozenset, frozenset] = {}
+    return {referrer: shared.setdefault(key := frozenset(found.get(referrer, ())), key) for referrer in depths}
 
 
 def reference_path(G: nx.DiGraph, source, target) -> list | None:

@@ -75,11 +75,21 @@ def table(header: list[str], rows: list[list[Any]], indent: str = "  ") -> list[
     >>> table(["N", "NODE"], [[1, "media:a"], [12, None]])
     ['  N   NODE', '  1   media:a', '  12']
     """
-    # Column by column, and one format per line: a table can have hundreds of thousands of rows.
-    columns = [[c if c.__class__ is str and c.isprintable() else _cell(c) for c in column]
-               for column in zip(header, *rows)] if header else []
-    line = indent + "  ".join(f"{{:<{max(map(len, column))}}}" for column in columns)
-    return [line.format(*row).rstrip() for row in zip(*columns)]
+    return column_table(header, [list(column) for column in zip(*rows)] if rows else [[] for _ in header], indent)
+
+
+def column_table(header: list[str], columns: list[list[Any]], indent: str = "  ") -> list[str]:
+    """``table`` of data given column by column: an answer about a hub has hundreds of
+    thousands of rows, and one format per line is what it can afford."""
+    cells = [[name, *_column_text(column)] for name, column in zip(header, columns)]
+    line = indent + "  ".join(f"{{:<{max(map(len, column))}}}" for column in cells)
+    return [line.format(*row).rstrip() for row in zip(*cells)]
+
+
+def _column_text(column: list[Any]) -> list[str]:
+    if all(c.__class__ is int for c in column):
+        return list(map(str, column))
+    return [c if c.__class__ is str and c.isprintable() else _cell(c) for c in column]
 
 
 def _cell(value: Any) -> str:
@@ -140,7 +150,8 @@ def impact_text(a: dict) -> list[str]:
         members = [x for x in a["nodes"] if origin in x["origins"]]
         if members:
             lines.append(f"via {origin} references ({len(members)}):")
-            lines += table(["DEPTH", "NODE", "STATE"], [[x["depth"], x["node"], x["state"]] for x in members])
+            lines += column_table(["DEPTH", "NODE", "STATE"], [[x["depth"] for x in members],
+                                                               [x["node"] for x in members], [x["state"] for x in members]])
     if not a["nodes"]:
         lines.append("  nothing references it" + ("" if a["complete"] else " that refgraph could see"))
     return lines

@@ -94,7 +94,8 @@ def nodes_and_coverage(conn: sqlite3.Connection, ids: list[int], origins: set[st
         for node_id, kind, ident, fetched, oldest, referrers, missing, failed, errors in conn.execute(
                 "SELECT n.node_id, n.kind, n.id, count(f.node_id), min(f.fetched_at), sum(f.referrers),"
                 " max(f.status = 'missing'), max(f.status = 'failed'), count(f.error) FROM nodes AS n"
-                f" LEFT JOIN fetches AS f ON f.node_id = n.node_id AND f.endpoint IN ({_marks(names) or 'NULL'})"
+                # +endpoint: one range of a node's fetches, not one seek per endpoint
+                f" LEFT JOIN fetches AS f ON f.node_id = n.node_id AND +f.endpoint IN ({_marks(names) or 'NULL'})"
                 f" WHERE n.node_id IN ({_marks(chunk)}) GROUP BY n.node_id", names + chunk):
             node = nodes[node_id] = Node(kind, ident)
             if errors or fetched < len(wanted[kind]) or not fetched:
