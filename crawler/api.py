@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import yarl
 
+from .defaults import DEFAULT_API_VERSION
 from .model import Endpoint, FetchResult, Node, Reference
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
     "endpoint_url", "target_url", "page_url", "validate_base_url", "open_session", "search_url", "parse_search_page",
 ]
 
-DEFAULT_API_VERSION = "2026-01"
 PAGE_LIMIT = 100
 DEFAULT_TIMEOUT = 30.0
 TOTAL_TIMEOUT_FACTOR = 10  # one request may take at most this many --timeout in all

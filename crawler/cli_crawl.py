@@ -11,7 +11,6 @@ from pathlib import Path
 import click
 
 from . import output
-from .api import DEFAULT_API_VERSION
 from .cli_common import (
     CRAWL_EXIT,
     DURATION,
@@ -23,11 +22,9 @@ from .cli_common import (
     echo_lines,
     endpoints_option,
 )
-from .crawl_plan import PlanError, new_crawl, resumed_crawl
-from .engine import DEFAULT_CONCURRENCY
+from .defaults import DEFAULT_API_VERSION, DEFAULT_CONCURRENCY
 from .progress import DEFAULT_INTERVAL, Reporter
 from .retry import DEFAULT_BACKOFF, DEFAULT_RETRIES
-from .runner import CrawlLocked, CrawlSettings, run_crawl
 from .store import NotARefgraphDatabase
 
 
@@ -106,6 +103,10 @@ def crawl(ctx, nodes, seeds_files, base_url, api_version, origins, concurrency, 
     """
     common = {"concurrency": concurrency, "db": db, "insecure": insecure, "timeout": timeout, "retries": retries,
               "backoff": backoff, "rate": rate, "stale_after": stale_after}
+    # Imported here: the crawl machinery brings in the HTTP client, which the query commands,
+    # defined beside this one, must not pay for at start-up.
+    from .crawl_plan import PlanError, new_crawl, resumed_crawl
+
     try:
         if resume:
             given = [f"--{name.replace('_', '-')}" for name in ("seeds_files", "api_version", "origins", "max_depth",
@@ -127,7 +128,9 @@ def crawl(ctx, nodes, seeds_files, base_url, api_version, origins, concurrency, 
     sys.exit(_run_and_report(settings, reporter))
 
 
-def _run_and_report(settings: CrawlSettings, reporter: Reporter) -> int:
+def _run_and_report(settings, reporter: Reporter) -> int:
+    from .runner import CrawlLocked, run_crawl  # see crawl()
+
     try:
         run = asyncio.run(run_crawl(settings, reporter))
     except NotARefgraphDatabase as exc:

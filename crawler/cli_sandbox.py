@@ -8,12 +8,8 @@ import sys
 
 import click
 
-from .demo import report_lines, run_demo
-from .engine import DEFAULT_CONCURRENCY
+from .defaults import DEFAULT_CONCURRENCY, FAULT_KINDS
 from .model import Node
-from .newsroom import generate
-from .sandbox import DEFAULT_NO_DRAFTS_TOKEN, DEFAULT_TOKEN, MUTATE_PATH, VERSIONS, serve_forever
-from .sandbox_faults import FAULT_KINDS, Faults
 from .store import NotARefgraphDatabase
 
 EXIT_USAGE, EXIT_FATAL = 2, 1
@@ -64,7 +60,11 @@ _FAULT_OPTIONS = [
 ]
 
 
-def _faults(fault_rate, fault_kinds, fault_seed, retry_after, failing, offset_window, no_cursor, drift) -> Faults:
+def _faults(fault_rate, fault_kinds, fault_seed, retry_after, failing, offset_window, no_cursor, drift):
+    # The sandbox modules are imported where they are used: they bring in aiohttp's server,
+    # which the other commands must not pay for at start-up.
+    from .sandbox_faults import Faults
+
     return Faults(rate=fault_rate, kinds=fault_kinds, seed=fault_seed, retry_after=retry_after,
                   failing=failing, offset_window=offset_window, cursor=not no_cursor, drift=drift)
 
@@ -113,6 +113,10 @@ def sandbox(host, port, media, documents, seed, latency, write_seeds, faults):
       curl -X POST -H 'Authorization: Bearer sandbox-token' \\
           'http://127.0.0.1:8080/_sandbox/mutate?seed=1&changes=50'
     """
+    from .newsroom import generate  # see _faults
+    from .sandbox import DEFAULT_NO_DRAFTS_TOKEN, DEFAULT_TOKEN, MUTATE_PATH, VERSIONS, serve_forever
+    from .sandbox_faults import Faults
+
     dataset = generate(media=media, documents=documents, seed=seed)
 
     def ready(base_url: str) -> None:
@@ -160,6 +164,8 @@ def demo(db, media, documents, seed, concurrency, timeout, faults):
       refgraph demo && refgraph orphans --db refgraph-demo.db --csv | head
       refgraph demo --fault-rate 0.1 --retry-after 0.5 --timeout 1   # through 10% faults
     """
+    from .demo import report_lines, run_demo  # see _faults
+
     try:
         result = asyncio.run(run_demo(db, media=media, documents=documents, seed=seed, concurrency=concurrency,
                                       faults=faults, timeout=timeout))

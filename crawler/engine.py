@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .api import AuthRejected, FatalResponse, Forbidden, NodeMissing, NodeUnavailable, VersionGone
+from .defaults import DEFAULT_CONCURRENCY
 from .flags import crawl_flags
 from .model import ORIGINS, Endpoint, FetchResult, Node, endpoints_for
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_GRACE", "CrawlOptions", "CrawlReport", "crawl"]
 
-DEFAULT_CONCURRENCY = 16
 DEFAULT_GRACE = 5.0  # seconds that requests in flight may still finish after an interrupt
 # Errors after which no further answer can be trusted: the crawl stops and says why.
 STOPPING_ERRORS = (AuthRejected, VersionGone, FatalResponse, Forbidden)

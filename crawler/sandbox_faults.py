@@ -27,12 +27,12 @@ from typing import Any
 
 from aiohttp import web
 
+from crawler.defaults import FAULT_KINDS
 from crawler.model import Endpoint, Node, Reference
 from crawler.sandbox_data import Dataset
 
 __all__ = ["FAULT_KINDS", "Faults", "FaultInjector", "error_response", "insert_drift"]
 
-FAULT_KINDS = ("429", "503", "500", "reset", "slow", "truncated")
 
 
 @dataclass(frozen=True)

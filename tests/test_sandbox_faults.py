@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 
+import crawler.sandbox
 from crawler import cli_sandbox
 from crawler.model import Node, Reference
 from crawler.sandbox import DEFAULT_TOKEN, decode_cursor, encode_cursor, make_app, serve, serve_in_thread
@@ -386,7 +387,8 @@ def test_serve_in_thread_passes_faults():
 
 def _invoke(monkeypatch, *args):
     served = {}
-    monkeypatch.setattr(cli_sandbox, "serve_forever", lambda dataset, host, port, **kw: served.update(kw))
+    # The command imports the server where it runs it, so that other commands start without it.
+    monkeypatch.setattr(crawler.sandbox, "serve_forever", lambda dataset, host, port, **kw: served.update(kw))
     result = CliRunner().invoke(cli_sandbox.sandbox, ["--media", "5", "--documents", "3", *args])
     return result, served.get("faults")
 
