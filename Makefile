@@ -25,7 +25,7 @@ demo: $(STAMP) ## Crawl the built-in sandbox API and print the report
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) ## Measure crawl, storage and query speed against their targets (about 8 min)
+bench: $(STAMP) ## Measure crawl, storage and query speed against their targets (about 6 min)
 	$(BIN)/python -m bench
 
 lint: $(STAMP) ## Lint, and check that the README matches --help
