@@ -12,7 +12,7 @@ import sys
 import click
 
 from . import __version__
-from .cli_common import EXIT_FATAL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError  # noqa: F401
+from .cli_common import EXIT_FATAL, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InputError, reader_gone  # noqa: F401
 from .cli_crawl import crawl
 from .cli_history import diff, runs
 from .cli_query import check_delete, export, impact, orphans, path, refs, stats
@@ -73,7 +73,4 @@ def main() -> None:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
-        # The reader stopped reading (| head): not an error of ours. Point stdout at devnull so
-        # that Python's final flush does not complain again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(EXIT_OK)
+        reader_gone()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import sqlite3
 import sys
 from contextlib import closing
+from typing import NoReturn
 
 import click
 
@@ -34,6 +36,8 @@ class NodeType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, Node):
             return value
+        if _undecodable(value):
+            self.fail(f"{value.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8", param, ctx)
         try:
             return Node.parse(value)
         except ValueError as exc:
@@ -41,6 +45,22 @@ class NodeType(click.ParamType):
 
 
 NODE = NodeType()
+
+
+def reader_gone() -> NoReturn:
+    """The reader of stdout stopped reading (``| head``): not an error of ours, exit 0. Point
+    stdout at devnull so that Python's final flush does not complain again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(EXIT_OK)
+
+
+def _undecodable(text: str) -> bool:
+    """True for text holding bytes that were not UTF-8 (argv keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _origins(ctx, param, value):
@@ -89,7 +109,13 @@ def reading(func):
     def wrapper(db, **kwargs):
         try:
             with closing(open_readonly(db)) as conn, _without_cycle_collection():
-                return func(conn, **kwargs)
+                # One read transaction: every statement of the answer sees the same snapshot,
+                # even while a crawl commits (an export reads nodes, then references).
+                conn.execute("BEGIN")
+                try:
+                    return func(conn, **kwargs)
+                finally:
+                    conn.rollback()
         except NotARefgraphDatabase as exc:
             raise InputError(str(exc)) from None
         except sqlite3.DatabaseError as exc:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -19,6 +22,7 @@ from .cli_common import (
     finish,
     incomplete_warning,
     output_options,
+    reader_gone,
     reading,
 )
 from .export import FORMATS
@@ -41,10 +45,14 @@ def refs(conn, node, origins, as_json, as_csv):
     Example:
       refgraph refs media:9fKagDCiN6sb --db refs.db
     """
+    require_endpoints(node.kind, origins)
     answer = answer_or_unknown(answers.refs_answer, conn, node, origins)
     rows = [[r["kind"], r["id"], r["origin"], r["type"], r["location"], canonical_json(r["reference"])]
             for r in answer["references"]] if as_csv else None
-    warn = [] if answer["complete"] else [f"{output.safe(node)} was not crawled completely: counts are 'at least'"]
+    state = answer["coverage"]["state"]
+    warn = ([] if answer["complete"] else
+            [f"{output.safe(node)} was deleted upstream (the API answered 404)"] if state == "missing" else
+            [f"{output.safe(node)} was not crawled completely: counts are 'at least'"])
     finish(answer, as_json, output.refs_text(answer),
             output.to_csv(output.REFS_CSV, rows) if as_csv else None, warn)
 
@@ -65,6 +73,7 @@ def impact(conn, node, max_depth, origins, as_json, as_csv):
     Example:
       refgraph impact media:9fKagDCiN6sb --db refs.db
     """
+    require_endpoints(node.kind, origins)
     answer = answer_or_unknown(answers.impact_answer, conn, node, origins, max_depth)
     rows = [[n["kind"], n["id"], n["depth"], ",".join(n["origins"]), n["state"]] for n in answer["nodes"]] if as_csv else []
     finish(answer, as_json, [] if as_json or as_csv else output.impact_text(answer),
@@ -87,9 +96,7 @@ def orphans(conn, kind, origins, as_json, as_csv):
     Example:
       refgraph orphans --kind media --db refs.db --csv > unused.csv
     """
-    if not endpoints_for(kind, origins):
-        raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
-                         "through these origins (the API has no drafts endpoint for media)")
+    require_endpoints(kind, origins)
     answer = answers.orphans_answer(conn, kind, origins)
     rows = [[o["kind"], o["id"]] for o in answer["orphans"]] if as_csv else []
     warn = [f"{len(answer['unknown'])} {kind} node(s) are unknown (not crawled completely) and are not "
@@ -114,6 +121,7 @@ def path(conn, source, target, origins, as_json):
     Example:
       refgraph path document:1001 media:9fKagDCiN6sb --db refs.db
     """
+    require_endpoints(target.kind, origins)
     answer = answer_or_unknown(answers.path_answer, conn, source, target, origins)
     finish(answer, as_json, output.path_text(answer), None, incomplete_warning(answer))
 
@@ -146,21 +154,58 @@ def export(conn, fmt, out_path):
     Example:
       refgraph export --format graphml --db refs.db -o refs.graphml
     """
-    if out_path is not None and Path(out_path).resolve() in _database_files(conn):
+    if out_path is not None and _is_database_file(Path(out_path), conn):
         raise InputError(f"--output {out_path}: that is the database itself")
     if out_path is None:
-        export_graph(conn, fmt, sys.stdout)
+        try:
+            export_graph(conn, fmt, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            reader_gone()  # here, before click takes it for an error (exit 1)
         return
     try:
-        with open(out_path, "w", encoding="utf-8", newline="") as out:
-            export_graph(conn, fmt, out)
+        _write_whole(Path(out_path), lambda out: export_graph(conn, fmt, out))
     except OSError as exc:
         raise InputError(f"{out_path}: cannot write ({exc.strerror or exc})") from None
 
 
-def _database_files(conn: sqlite3.Connection) -> set[Path]:
+def require_endpoints(kind: str, origins: set[str]) -> None:
+    """A question about referrers of ``kind`` that no endpoint of these origins lists has no
+    answer at all: refused, rather than answered as 'not crawled'."""
+    if not endpoints_for(kind, origins):
+        raise InputError(f"--endpoints {','.join(sorted(origins))}: no endpoint lists referrers of {kind} "
+                         "through these origins (the API has no drafts endpoint for media)")
+
+
+def _write_whole(path: Path, write) -> None:
+    """Write a regular file through a temporary one beside it, renamed over it at the end: a
+    failed export leaves what was there before, never half a file. A device or pipe (for
+    instance /dev/null) is written to directly."""
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            write(out)
+        return
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as out:
+            write(out)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _is_database_file(path: Path, conn: sqlite3.Connection) -> bool:
+    """``path`` is the database or one of its side files, by name or as the same file (a hard
+    link, a symbolic link)."""
     main = Path(conn.execute("PRAGMA database_list").fetchone()[2]).resolve()
-    return {main, *(main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+    files = [main, *(main.with_name(main.name + suffix) for suffix in ("-wal", "-shm", "-journal", ".lock"))]
+    if path.resolve() in files:
+        return True
+    with contextlib.suppress(OSError):
+        return any(f.exists() and os.path.samefile(path, f) for f in files)
+    return False
 
 
 @click.command("check-delete")
@@ -181,6 +226,8 @@ def check_delete(conn, nodes, max_age, origins, as_json):
     Example:
       refgraph check-delete media:9fKagDCiN6sb --db refs.db && delete-media 9fKagDCiN6sb
     """
+    for node in nodes:
+        require_endpoints(node.kind, origins)
     answer = guard.check_delete(conn, list(dict.fromkeys(nodes)), origins, max_age)
     if as_json:
         sys.stdout.write(output.to_json(answer))

@@ -133,12 +133,12 @@ def _write_dot(graph, out: IO[str]) -> None:
         data = plain.nodes[key]
         for attr in ("label", "kind", "ident", "media_type"):
             if attr in data:
-                data[attr] = json.dumps(data[attr])
+                data[attr] = json.dumps(data[attr], ensure_ascii=False)
     for _, _, data in plain.edges(data=True):
-        data["reference"] = json.dumps(data["reference"])
+        data["reference"] = json.dumps(data["reference"], ensure_ascii=False)
         for attr in ("origin", "ref_type", "location"):
             if attr in data:
-                data[attr] = json.dumps(data[attr])
+                data[attr] = json.dumps(data[attr], ensure_ascii=False)
     out.write(to_pydot(plain).to_string())
 
 

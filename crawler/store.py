@@ -97,7 +97,8 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     side files on close; a file the user may only read is opened read-only.
     """
     check_database(path, must_exist=True)
-    base = "file:" + urllib.parse.quote(str(Path(path).resolve()))
+    # surrogateescape: a path of bytes that are not UTF-8 (from argv) names its file exactly
+    base = "file:" + urllib.parse.quote(str(Path(path).resolve()), errors="surrogateescape")
     try:
         conn = sqlite3.connect(base + "?mode=rw", uri=True)
         conn.execute("PRAGMA query_only = 1")
