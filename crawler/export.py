@@ -143,19 +143,18 @@ def _write_dot(graph, out: IO[str]) -> None:
 
 
 def _xml_safe(graph):
-    """XML 1.0 cannot hold most control characters: ids that carry them are escaped as in the
-    terminal output (``\\x1b``), so that the file stays well-formed."""
-    def clean(value):
-        return output.safe(value) if isinstance(value, str) and not value.isprintable() else value
-
+    """The graph with every id and attribute XML can hold, cleaned as the streamed GraphML is
+    (``_xml_clean``), so that networkx's GEXF writer also writes a well-formed file."""
     import networkx as nx
 
-    if all(n.isprintable() for n in graph.nodes):
-        return graph
-    out = nx.relabel_nodes(graph, {n: clean(n) for n in graph.nodes})
-    for _, data in out.nodes(data=True):
+    def clean(value):
+        return _xml_clean(value) if isinstance(value, str) and _NOT_XML.search(value) else value
+
+    for *_, data in (*graph.nodes(data=True), *graph.edges(data=True)):
         data.update({k: clean(v) for k, v in data.items()})
-    return out
+    if not any(_NOT_XML.search(n) for n in graph.nodes):
+        return graph
+    return nx.relabel_nodes(graph, {n: clean(n) for n in graph.nodes})
 
 
 def write_graph(graph, fmt: str, out: IO[str]) -> None:

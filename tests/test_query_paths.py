@@ -254,3 +254,21 @@ def test_bytes_that_are_not_utf8_are_one_line_errors(newsroom_db, run_cli):
 def test_no_endpoint_for_the_kind_is_refused_not_answered_unknown(newsroom_db, run_cli, command):
     result = run_cli(*command, "--endpoints", "drafts", "--db", str(newsroom_db))
     assert result.exit_code == 2 and "no endpoint lists referrers of media" in result.stderr
+
+
+async def test_gexf_stays_well_formed_with_characters_xml_cannot_hold(tmp_path):
+    evil = media("evil\x1b\ufffe")
+    path = tmp_path / "evil.db"
+    store = await Store.open(path)
+    try:
+        crawl_id = await store.begin_crawl(base_url="http://x", api_version="2026-01", origins=ALL, args={}, seeds=[])
+        await store.save(crawl_id, [result(IMG, "mediaLibrary/incomingMediaReferences",
+                                           [ref(evil, IMG, "media", note="odd \ufffe")])])
+    finally:
+        await store.close()
+    out = io.StringIO()
+    export.export(open_readonly(path), "gexf", out)
+    graph = nx.read_gexf(io.StringIO(out.getvalue()))
+    assert sorted(graph.nodes(data="label")) == [("media:evil\\x1b\\ufffe", "media:evil\\x1b\\ufffe"),
+                                                 ("media:img", "media:img")]
+    assert [data["reference"] for *_, data in graph.edges(data=True)] == ['{"id":"img","note":"odd \\ufffe"}']
