@@ -58,17 +58,21 @@ def crawl_results() -> list[FetchResult]:
     return out
 
 
-@pytest.fixture
-async def newsroom_db(tmp_path):
-    path = tmp_path / "paths.db"
+async def stored(path, results: list[FetchResult], outcome: str = "complete"):
+    """``results`` saved as one finished crawl into a new database at ``path``."""
     store = await Store.open(path)
     try:
         crawl_id = await store.begin_crawl(base_url="http://x", api_version="2026-01", origins=ALL, args={}, seeds=[])
-        await store.save(crawl_id, crawl_results())
-        await store.finish_crawl(crawl_id, "failures", None, ALL, [], {}, {})
+        await store.save(crawl_id, results)
+        await store.finish_crawl(crawl_id, outcome, None, ALL, [], {}, {})
     finally:
         await store.close()
     return path
+
+
+@pytest.fixture
+async def newsroom_db(tmp_path):
+    return await stored(tmp_path / "paths.db", crawl_results(), "failures")
 
 
 def plans(conn: sqlite3.Connection, run) -> list[str]:
@@ -160,18 +164,12 @@ def same_graph(a: nx.MultiDiGraph, b: nx.MultiDiGraph) -> bool:
 
 async def test_streamed_graphml_is_what_networkx_writes(tmp_path):
     odd = [media('a"b'), media("x&y<z>"), media("ünï cödé 🖼"), doc(7)]
-    path = tmp_path / "odd.db"
-    store = await Store.open(path)
     refs = [ref(doc(7), odd[0], "publication", type="image", location="image-directive", caption='<b>"&"</b>'),
             ref(odd[1], odd[0], "media", type="image"),
             ref(doc(7), odd[2], "publication", note="no type, no location")]
-    try:
-        crawl_id = await store.begin_crawl(base_url="http://x", api_version="2026-01", origins=ALL, args={}, seeds=[])
-        await store.save(crawl_id, [result(odd[0], "mediaLibrary/incomingDocumentReferences", refs[:1]),
-                                    result(odd[0], "mediaLibrary/incomingMediaReferences", refs[1:2]),
-                                    result(odd[2], "mediaLibrary/incomingDocumentReferences", refs[2:])])
-    finally:
-        await store.close()
+    path = await stored(tmp_path / "odd.db", [result(odd[0], "mediaLibrary/incomingDocumentReferences", refs[:1]),
+                                              result(odd[0], "mediaLibrary/incomingMediaReferences", refs[1:2]),
+                                              result(odd[2], "mediaLibrary/incomingDocumentReferences", refs[2:])])
     conn = open_readonly(path)
     out = io.StringIO()
     export.export(conn, "graphml", out)
@@ -182,13 +180,7 @@ async def test_streamed_graphml_is_what_networkx_writes(tmp_path):
 
 async def test_streamed_graphml_stays_well_formed_with_control_characters(tmp_path):
     evil = media("evil\x1b[2J\x07\ufffe")
-    path = tmp_path / "evil.db"
-    store = await Store.open(path)
-    try:
-        crawl_id = await store.begin_crawl(base_url="http://x", api_version="2026-01", origins=ALL, args={}, seeds=[])
-        await store.save(crawl_id, [result(IMG, "mediaLibrary/incomingMediaReferences", [ref(evil, IMG, "media")])])
-    finally:
-        await store.close()
+    path = await stored(tmp_path / "evil.db", [result(IMG, "mediaLibrary/incomingMediaReferences", [ref(evil, IMG, "media")])])
     out = io.StringIO()
     export.export(open_readonly(path), "graphml", out)
     graph = nx.read_graphml(io.StringIO(out.getvalue()))
@@ -258,14 +250,8 @@ def test_no_endpoint_for_the_kind_is_refused_not_answered_unknown(newsroom_db, r
 
 async def test_gexf_stays_well_formed_with_characters_xml_cannot_hold(tmp_path):
     evil = media("evil\x1b\ufffe")
-    path = tmp_path / "evil.db"
-    store = await Store.open(path)
-    try:
-        crawl_id = await store.begin_crawl(base_url="http://x", api_version="2026-01", origins=ALL, args={}, seeds=[])
-        await store.save(crawl_id, [result(IMG, "mediaLibrary/incomingMediaReferences",
-                                           [ref(evil, IMG, "media", note="odd \ufffe")])])
-    finally:
-        await store.close()
+    path = await stored(tmp_path / "evil.db", [result(IMG, "mediaLibrary/incomingMediaReferences",
+                                                      [ref(evil, IMG, "media", note="odd \ufffe")])])
     out = io.StringIO()
     export.export(open_readonly(path), "gexf", out)
     graph = nx.read_gexf(io.StringIO(out.getvalue()))
